@@ -76,7 +76,7 @@ class CamEngine:
             with torch.no_grad():
                 maps = {
                     info.name: algo.layer_map(a.float(), g.float())
-                    for info, a, g in zip(infos, acts, grads)
+                    for info, a, g in zip(infos, acts, grads, strict=True)
                 }
                 if algo.refine is not None:
                     top = max(i.depth for i in infos)
