@@ -69,22 +69,47 @@ class CamEngine:
             logits, captures, infos, batch = self._forward(tensors, connection)
             targets = checks.targets_for(label, logits)
             score = logits.gather(1, targets[:, None]).sum()
-            acts = [captures[info.name].tensor for info in infos]
-            grads = torch.autograd.grad(
-                score, acts, allow_unused=True, materialize_grads=True
-            )
-            with torch.no_grad():
-                maps = {
-                    info.name: algo.layer_map(a.float(), g.float())
-                    for info, a, g in zip(infos, acts, grads, strict=True)
-                }
-                if algo.refine is not None:
-                    top = max(i.depth for i in infos)
-                    deepest = [i for i in infos if i.depth == top][-1]
-                    maps = algo.refine(maps, {i.name: i.depth for i in infos}, deepest.name)
-            del acts, grads, captures, score
+            maps = self._backward(score, captures, infos, algo.layer_map)
+            del captures, score
+        with torch.no_grad():
+            if algo.refine is not None:
+                top = max(i.depth for i in infos)
+                deepest = [i for i in infos if i.depth == top][-1]
+                maps = algo.refine(maps, {i.name: i.depth for i in infos}, deepest.name)
         size = tuple(batch[connection].shape[-2:])
         return CamResult(infos, maps, logits.detach(), targets, algo.name, connection, size)
+
+    @staticmethod
+    def _backward(score, captures, infos, layer_map) -> dict[str, torch.Tensor]:
+        """The activation-only backward. Each layer's map is computed by a hook on its
+        activation as soon as that gradient exists, so gradients are freed as the backward goes
+        on instead of all being held at its end. The backward stops at the depth-1 layers."""
+        maps: dict[str, torch.Tensor] = {}
+
+        def make_hook(name: str, act: torch.Tensor):
+            def hook(grad: torch.Tensor) -> None:
+                if name not in maps:
+                    with torch.no_grad():
+                        maps[name] = layer_map(act.detach().float(), grad.float())
+
+            return hook
+
+        acts = {info.name: captures[info.name].tensor for info in infos}
+        handles = [act.register_hook(make_hook(name, act)) for name, act in acts.items()]
+        try:
+            roots = [info.name for info in infos if info.depth == 1]
+            grads = torch.autograd.grad(
+                score, [acts[n] for n in roots], allow_unused=True, materialize_grads=True
+            )
+            for name, grad in zip(roots, grads, strict=True):
+                make_hook(name, acts[name])(grad)
+        finally:
+            for h in handles:
+                h.remove()
+        for name, act in acts.items():  # layers the target does not depend on: no gradient
+            if name not in maps:
+                maps[name] = act.new_zeros((act.shape[0], *act.shape[2:]), dtype=torch.float32)
+        return {info.name: maps[info.name] for info in infos}
 
     def _forward(self, tensors: list[torch.Tensor], connection: int):
         """One forward with capture hooks. Returns (logits, {name: Capture}, the layers of

@@ -41,8 +41,8 @@ def register(name: str, title: str, refine: Refine | None = None):
 
 def gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """GradCAM (Selvaraju et al. 2017): ReLU(sum_k mean_ij(dy/dA_k) * A_k)."""
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    return F.relu((weights * acts).sum(dim=1))
+    weights = grads.mean(dim=(2, 3))
+    return F.relu(torch.einsum("nc,nchw->nhw", weights, acts))
 
 
 def layercam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
