@@ -103,8 +103,8 @@ def per_conv(model, x, target):
             out.gather(1, target[:, None]).sum().backward()
         finally:
             handle.remove()
-        a, g = saved["a"].detach(), saved["g"]
-        maps[name] = F.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
+        act, grad = saved["a"].detach(), saved["g"]
+        maps[name] = F.relu((grad.mean(dim=(2, 3), keepdim=True) * act).sum(1))
         model.zero_grad(set_to_none=True)
     return maps
 
