@@ -31,7 +31,7 @@ def perturbation_curves(
     mode: str = "deletion",
     steps: int = 20,
     baseline: float = 0.0,
-    batch_size: int = 256,
+    batch_size: int = 2048,
 ) -> np.ndarray:
     """Probability of ``targets`` as the most salient pixels are removed (``deletion``: from the
     image towards ``baseline``) or revealed (``insertion``: from ``baseline`` towards the
