@@ -31,8 +31,8 @@ def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
             x = item["input"]
         else:
             raise TypeError(
-                f"dataset item is a dict with keys {sorted(item)!r}; expected 'inputs' (or 'input') "
-                "and 'label'"
+                f"dataset item is a dict with keys {sorted(item)!r}; "
+                "expected 'inputs' (or 'input') and 'label'"
             )
         y = item.get("label")
     elif isinstance(item, (tuple, list)) and len(item) == 2:
@@ -58,7 +58,7 @@ def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
 
 
 def tensor_to_image(x: torch.Tensor) -> np.ndarray:
-    """A uint8 ``(H, W, 3)`` picture of one input ``(C, H, W)`` or ``(H, W)``, min-max per sample."""
+    """A uint8 ``(H, W, 3)`` picture of one input ``(C, H, W)`` or ``(H, W)`` (min-max scaled)."""
     t = x.detach().float().cpu()
     if t.ndim == 2:
         t = t[None]

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import type { AnalysisMeta } from "../protocol";
+import { decodeAnalysis, keyString, mapAt, toBytes } from "../protocol";
+import { displaySize } from "../overlay";
+
+function meta(layers: [number, number, number][], image = false): AnalysisMeta {
+  return {
+    type: "analysis",
+    rid: 1,
+    key: { model: "m", slice: "val", id: 3, algorithm: "gradcam", label: null, connection: 0 },
+    layers: layers.map(([depth, h, w]) => ({ depth, name: `l${depth}`, shape: [4, h, w], h, w })),
+    input_size: [8, 8],
+    target: 1,
+    prediction: 1,
+    true_label: 0,
+    loss: 0.5,
+    num_classes: 3,
+    probabilities: [0.2, 0.7, 0.1],
+    topk: [[1, 0.7]],
+    image,
+  };
+}
+
+describe("binary decoding", () => {
+  it("views DataViews with offsets without copying the wrong bytes", () => {
+    const backing = new Uint8Array([9, 9, 1, 2, 3, 4, 9]).buffer;
+    const dv = new DataView(backing, 2, 4);
+    expect(Array.from(toBytes(dv))).toEqual([1, 2, 3, 4]);
+    expect(Array.from(toBytes(new Uint8Array([5, 6]).buffer))).toEqual([5, 6]);
+  });
+
+  it("splits buffers into one map per depth and the image", () => {
+    const m = meta([[1, 2, 2], [2, 1, 1]], true);
+    const backing = new Uint8Array([0, 10, 20, 30, 255, 137, 80, 78, 71]).buffer;
+    const a = decodeAnalysis(m, [new DataView(backing, 0, 4), new DataView(backing, 4, 1), new DataView(backing, 5, 4)]);
+    expect(a.maps.map((x) => [x.depth, x.h, x.w, Array.from(x.data)])).toEqual([
+      [1, 2, 2, [0, 10, 20, 30]],
+      [2, 1, 1, [255]],
+    ]);
+    expect(Array.from(a.image!)).toEqual([137, 80, 78, 71]);
+    expect(a.maps.map((x) => x.flat)).toEqual([false, false]);
+    const z = decodeAnalysis(meta([[1, 1, 2]]), [new Uint8Array([0, 0])]);
+    expect(z.maps[0].flat).toBe(true);
+  });
+
+  it("rejects a map of the wrong size and a wrong buffer count", () => {
+    expect(() => decodeAnalysis(meta([[1, 2, 2]]), [new Uint8Array(3)])).toThrow(/expected 2x2/);
+    expect(() => decodeAnalysis(meta([[1, 2, 2]], true), [new Uint8Array(4)])).toThrow(/2 buffers|expected 2/);
+  });
+
+  it("keys distinguish the predicted class from an explicit label", () => {
+    const k = meta([]).key;
+    expect(keyString(k)).toBe("m|val|3|gradcam|pred|0");
+    expect(keyString({ ...k, label: 0 })).toBe("m|val|3|gradcam|0|0");
+  });
+
+  it("mapAt: null is the deepest; a missing depth clamps down", () => {
+    const a = decodeAnalysis(meta([[1, 1, 1], [2, 1, 1], [4, 1, 1]]), [new Uint8Array(1), new Uint8Array(1), new Uint8Array(1)]);
+    expect(mapAt(a.maps, null).depth).toBe(4);
+    expect(mapAt(a.maps, 2).depth).toBe(2);
+    expect(mapAt(a.maps, 3).depth).toBe(2);
+    expect(mapAt(a.maps, 0).depth).toBe(1);
+  });
+
+  it("display size is an integer multiple of the input", () => {
+    expect(displaySize(64, 64, 400)).toEqual([384, 384]);
+    expect(displaySize(224, 224, 400)).toEqual([448, 448]);
+    expect(displaySize(500, 300, 400)).toEqual([500, 300]);
+  });
+});

@@ -1,0 +1,84 @@
+// samplelens-widget front end: the anywidget entry point.
+import { App } from "./app";
+import { h } from "./dom";
+import type { AnyModel } from "./model";
+import { Controller } from "./panels/controller";
+import { ErrorAnalysis } from "./panels/errors";
+import { Header } from "./panels/header";
+import { SampleList } from "./panels/sampleList";
+import { Viewer } from "./panels/viewer";
+import css from "./style.css";
+
+const KEY_TRAITS = ["viewed", "algorithm", "label", "connection", "slice", "model_name", "compare"];
+const VIEW_TRAITS = ["selected", "colormap", "opacity", "tab", "grid", "_info"];
+
+function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
+  const app = new App(model);
+  const header = new Header(app);
+  const list = new SampleList(app);
+  const viewer = new Viewer(app);
+  const controller = new Controller(app);
+  const errors = new ErrorAnalysis(app);
+  const root = h(
+    "div",
+    { class: "sl-root", "data-role": "samplelens" },
+    h("style", {}, css),
+    header.el,
+    header.banner,
+    h(
+      "div",
+      { class: "sl-body" },
+      list.el,
+      viewer.el,
+      h("div", { class: "sl-side" }, controller.el, errors.el),
+    ),
+  );
+  el.replaceChildren(root);
+  (root as any).__samplelens = app; // for tests and debugging
+
+  const updateAll = (reason: string) => {
+    if (reason === "depth") {
+      viewer.redraw();
+      controller.update();
+      return;
+    }
+    header.update();
+    list.update();
+    viewer.update(reason);
+    controller.update();
+    errors.update();
+  };
+  const unsubscribe = app.subscribe(updateAll);
+
+  const handlers: [string, (...a: any[]) => void][] = [];
+  const on = (ev: string, fn: (...a: any[]) => void) => {
+    model.on(ev, fn);
+    handlers.push([ev, fn]);
+  };
+  on("msg:custom", (content: any, buffers: any[]) => app.onMessage(content, buffers ?? []));
+  on("change:depth", () => {
+    // The kernel's echo of an earlier save may land while the slider holds a newer, unsaved
+    // depth: keep the slider's (it is saved shortly), so that a drag never jumps back.
+    if (app.localDepth !== null && model.get("depth") !== app.localDepth) {
+      model.set("depth", app.localDepth);
+      return;
+    }
+    app.emit("depth");
+  });
+  for (const t of KEY_TRAITS) {
+    on(`change:${t}`, () => {
+      app.clearFailures();
+      app.emit(t);
+    });
+  }
+  for (const t of VIEW_TRAITS) on(`change:${t}`, () => app.emit(t));
+
+  app.ensure();
+  updateAll("init");
+  return () => {
+    for (const [ev, fn] of handlers) model.off(ev, fn);
+    unsubscribe();
+  };
+}
+
+export default { render };

@@ -1,0 +1,154 @@
+// Drawing an overlay: input pixels + bilinear-upsampled heat coloured through a LUT.
+import { lut } from "./colormap";
+import { bilinear } from "./upsample";
+import type { Analysis, DepthMap } from "./protocol";
+import { mapAt } from "./protocol";
+
+/**
+ * out = rint((1 - opacity) * base + opacity * lut[round(heat)]) per RGB channel, alpha 255
+ * (rint: the clamped array's round-half-to-even, like numpy's np.rint on the Python side).
+ * base: RGBA (W*H*4); heat: values in [0, 255] (W*H); out: RGBA.
+ */
+export function composite(
+  base: Uint8ClampedArray,
+  heat: Float32Array,
+  table: Uint8Array,
+  opacity: number,
+  out: Uint8ClampedArray,
+): void {
+  const a = Math.max(0, Math.min(1, opacity));
+  const b = 1 - a;
+  const n = heat.length;
+  for (let p = 0, q = 0; p < n; p++, q += 4) {
+    let v = heat[p];
+    v = v < 0 ? 0 : v > 255 ? 255 : v;
+    const i = ((v + 0.5) | 0) * 3;
+    out[q] = b * base[q] + a * table[i];
+    out[q + 1] = b * base[q + 1] + a * table[i + 1];
+    out[q + 2] = b * base[q + 2] + a * table[i + 2];
+    out[q + 3] = 255;
+  }
+}
+
+/** Display size: an integer multiple of the input size near `target` px on the long side. */
+export function displaySize(h: number, w: number, target: number): [number, number] {
+  const scale = Math.max(1, Math.round(target / Math.max(h, w)));
+  if (Math.max(h, w) * scale > target * 1.35 && scale > 1) return [h * (scale - 1), w * (scale - 1)];
+  return [h * scale, w * scale];
+}
+
+const bitmapCache = new Map<string, Promise<ImageBitmap | HTMLImageElement>>();
+
+/** Decode PNG bytes once per cache key. */
+export function decodeImage(cacheKey: string, png: Uint8Array): Promise<ImageBitmap | HTMLImageElement> {
+  let p = bitmapCache.get(cacheKey);
+  if (!p) {
+    const blob = new Blob([png as BlobPart], { type: "image/png" });
+    if (typeof createImageBitmap === "function") {
+      p = createImageBitmap(blob);
+    } else {
+      p = new Promise((resolve, reject) => {
+        const img = new Image();
+        img.onload = () => resolve(img);
+        img.onerror = reject;
+        img.src = URL.createObjectURL(blob);
+      });
+    }
+    bitmapCache.set(cacheKey, p);
+    if (bitmapCache.size > 256) bitmapCache.delete(bitmapCache.keys().next().value as string);
+  }
+  return p;
+}
+
+/** RGBA pixels of an image drawn at H x W (pixel-crisp when enlarged). */
+export function pixelsOf(img: ImageBitmap | HTMLImageElement, H: number, W: number): Uint8ClampedArray {
+  const c = document.createElement("canvas");
+  c.width = W;
+  c.height = H;
+  const ctx = c.getContext("2d", { willReadFrequently: true })!;
+  ctx.imageSmoothingEnabled = !(W >= (img as ImageBitmap).width && H >= (img as ImageBitmap).height);
+  ctx.drawImage(img, 0, 0, W, H);
+  return ctx.getImageData(0, 0, W, H).data;
+}
+
+/** A canvas showing one analysis; redraws synchronously from the maps it holds. */
+export class OverlayCanvas {
+  readonly canvas: HTMLCanvasElement;
+  private ctx: CanvasRenderingContext2D;
+  private base: Uint8ClampedArray | null = null;
+  private baseKey = "";
+  private heat: Float32Array | null = null;
+  private heatKey = "";
+  private image: ImageData | null = null;
+  analysis: Analysis | null = null;
+  layer: DepthMap | null = null;
+  drawCount = 0;
+
+  constructor(className = "sl-canvas") {
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = className;
+    this.ctx = this.canvas.getContext("2d", { willReadFrequently: true })!;
+  }
+
+  /** Set the input pixels (already decoded) for an image key at H x W. */
+  setBase(key: string, pixels: Uint8ClampedArray, H: number, W: number): void {
+    this.baseKey = key;
+    this.base = pixels;
+    if (this.canvas.width !== W || this.canvas.height !== H) {
+      this.canvas.width = W;
+      this.canvas.height = H;
+      this.canvas.style.width = `${W}px`;
+      this.canvas.style.height = `${H}px`;
+    }
+    this.image = this.ctx.createImageData(W, H);
+    this.heatKey = "";
+  }
+
+  hasBase(key: string): boolean {
+    return this.base !== null && this.baseKey === key;
+  }
+
+  /** Draw the heat of `depth` over the base. Returns false when the base is missing. */
+  draw(analysis: Analysis, akey: string, depth: number | null, colormap: string, opacity: number, showHeat = true): boolean {
+    if (!this.base || !this.image) return false;
+    const W = this.canvas.width;
+    const H = this.canvas.height;
+    const m = mapAt(analysis.maps, depth);
+    this.analysis = analysis;
+    this.layer = m;
+    const hk = `${akey}#${m.depth}#${W}x${H}`;
+    if (hk !== this.heatKey || !this.heat) {
+      this.heat = bilinear(m.data, m.h, m.w, H, W, this.heat ?? undefined);
+      this.heatKey = hk;
+    }
+    if (showHeat) {
+      composite(this.base, this.heat, lut(colormap), opacity, this.image.data);
+    } else {
+      this.image.data.set(this.base);
+    }
+    this.ctx.putImageData(this.image, 0, 0);
+    this.drawCount++;
+    this.canvas.dataset.depth = String(m.depth);
+    this.canvas.dataset.draws = String(this.drawCount);
+    return true;
+  }
+
+  /** Draw only the input. */
+  drawPlain(): boolean {
+    if (!this.base || !this.image) return false;
+    this.image.data.set(this.base);
+    this.ctx.putImageData(this.image, 0, 0);
+    this.drawCount++;
+    this.canvas.dataset.draws = String(this.drawCount);
+    return true;
+  }
+
+  /** Heat value in [0, 1] at canvas pixel (x, y), or null. */
+  valueAt(x: number, y: number): number | null {
+    if (!this.heat) return null;
+    const W = this.canvas.width;
+    const H = this.canvas.height;
+    if (x < 0 || y < 0 || x >= W || y >= H) return null;
+    return this.heat[Math.floor(y) * W + Math.floor(x)] / 255;
+  }
+}

@@ -1,0 +1,134 @@
+// Controller (right): algorithm, label, connection, depth (instant, from the maps on the page).
+import type { App } from "../app";
+import { fmt, h, setOptions, stopKeys } from "../dom";
+
+const SAVE_DELAY_MS = 150;
+
+export class Controller {
+  el: HTMLElement;
+  private algo = h("select", { class: "sl-select", "data-role": "algorithm" });
+  private label = h("select", { class: "sl-select", "data-role": "label" });
+  private score = h("span", { class: "sl-muted", "data-role": "score" });
+  private conn = h("select", { class: "sl-select", "data-role": "connection" });
+  private connRow: HTMLElement;
+  private last = h("input", { type: "radio", name: "", value: "last", "data-role": "depth-last" }) as HTMLInputElement;
+  private custom = h("input", { type: "radio", name: "", value: "custom", "data-role": "depth-custom" }) as HTMLInputElement;
+  private slider = h("input", { type: "range", min: "1", max: "1", step: "1", class: "sl-slider", "data-role": "depth" }) as HTMLInputElement;
+  private depthText = h("div", { class: "sl-depth-text", "data-role": "depth-text" });
+  private saveTimer: number | undefined;
+
+  constructor(private app: App) {
+    const group = `sl-depth-${Math.random().toString(36).slice(2)}`;
+    this.last.name = group;
+    this.custom.name = group;
+    [this.algo, this.label, this.conn, this.slider].forEach(stopKeys);
+    const act = (fn: () => void) => () => {
+      app.clearFailures();
+      fn();
+    };
+    this.algo.addEventListener("change", act(() => app.setTrait("algorithm", this.algo.value)));
+    this.label.addEventListener("change", act(() => app.setTrait("label", this.label.value === "" ? null : Number(this.label.value))));
+    this.conn.addEventListener("change", act(() => app.setTrait("connection", Number(this.conn.value))));
+    const dropPending = () => {
+      window.clearTimeout(this.saveTimer);
+      app.localDepth = null;
+    };
+    this.last.addEventListener("change", () => {
+      dropPending();
+      app.setTrait("depth", null);
+    });
+    this.custom.addEventListener("change", () => {
+      dropPending();
+      const a = app.analysisOf(app.currentKey());
+      const maps = a?.maps ?? [];
+      app.setTrait("depth", maps.length ? maps[maps.length - 1].depth : 1);
+    });
+    // Dragging repaints from the maps already on the page; the kernel learns the depth later.
+    const save = () => {
+      window.clearTimeout(this.saveTimer);
+      app.localDepth = null;
+      app.model.save_changes();
+    };
+    this.slider.addEventListener("input", () => {
+      const d = Number(this.slider.value);
+      app.localDepth = d;
+      app.setTrait("depth", d, false);
+      window.clearTimeout(this.saveTimer);
+      this.saveTimer = window.setTimeout(save, SAVE_DELAY_MS);
+    });
+    this.slider.addEventListener("change", save);
+    this.connRow = h("div", { class: "sl-ctl" }, h("label", {}, "Connection"), this.conn);
+    this.el = h(
+      "div",
+      { class: "sl-panel sl-controller", "data-role": "controller" },
+      h("div", { class: "sl-panel-title" }, "Controller"),
+      h("div", { class: "sl-ctl" }, h("label", {}, "Algorithm"), this.algo),
+      h("div", { class: "sl-ctl" }, h("label", {}, "Label"), h("div", { class: "sl-ctl-col" }, this.label, this.score)),
+      this.connRow,
+      h(
+        "div",
+        { class: "sl-ctl" },
+        h("label", {}, "Depth"),
+        h(
+          "div",
+          { class: "sl-ctl-col" },
+          h(
+            "div",
+            { class: "sl-radios" },
+            h("label", { class: "sl-check" }, this.last, "Last layer"),
+            h("label", { class: "sl-check" }, this.custom, "Custom"),
+          ),
+          this.slider,
+          this.depthText,
+        ),
+      ),
+    );
+  }
+
+  update(): void {
+    const app = this.app;
+    const info = app.info;
+    setOptions(this.algo, info.algorithms.map(([v, t]) => [v, t]), app.get("algorithm"));
+    const k = app.currentKey();
+    const a = app.analysisOf(k);
+    // Probabilities do not depend on the label or the algorithm: use any analysis of this sample.
+    const probs = a?.meta.probabilities ?? null;
+    const pred = a?.meta.prediction;
+    const label = app.get<number | null>("label");
+    const opts: [string, string][] = [["", `Predicted${pred !== undefined ? ` (${app.labelName(pred)})` : ""}`]];
+    info.label_names.forEach((n, i) => opts.push([String(i), probs ? `${n}  ·  ${probs[i].toFixed(3)}` : n]));
+    setOptions(this.label, opts, label === null ? "" : String(label));
+    const target = a?.meta.target;
+    this.score.textContent = a && probs && target !== undefined
+      ? `explaining ${app.labelName(target)} · score ${fmt(probs[target], 3)}`
+      : "";
+
+    const nIn = info.n_inputs[app.get<string>("slice")] ?? 1;
+    this.connRow.style.display = nIn > 1 ? "" : "none";
+    if (nIn > 1) {
+      setOptions(this.conn, Array.from({ length: nIn }, (_, i) => [String(i), `input ${i}`]), String(app.get("connection")));
+    }
+
+    const depth = app.get<number | null>("depth");
+    this.last.checked = depth === null;
+    this.custom.checked = depth !== null;
+    const maps = a?.maps ?? [];
+    if (maps.length) {
+      this.slider.min = String(maps[0].depth);
+      this.slider.max = String(maps[maps.length - 1].depth);
+    }
+    this.slider.disabled = depth === null || !maps.length;
+    const shown = depth === null ? (maps.length ? maps[maps.length - 1].depth : 1) : depth;
+    if (this.slider.value !== String(shown)) this.slider.value = String(shown);
+    if (maps.length) {
+      let m = maps[maps.length - 1];
+      if (depth !== null) for (const x of maps) if (x.depth <= depth) m = x;
+      this.depthText.replaceChildren(
+        h("div", { class: "sl-layer-name", title: m.name }, m.name),
+        h("div", { class: "sl-muted" }, `depth ${m.depth} of ${maps[maps.length - 1].depth} · ${m.shape.join("×")}`),
+      );
+    } else {
+      this.depthText.textContent = "";
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// Header: title, data slice, model selector, compare toggle, kernel status; the error banner.
+import type { App } from "../app";
+import { h, setOptions, stopKeys } from "../dom";
+
+export class Header {
+  el: HTMLElement;
+  banner: HTMLElement;
+  private slice = h("select", { class: "sl-select", title: "Data slice", "data-role": "slice" });
+  private modelSel = h("select", { class: "sl-select", title: "Model", "data-role": "model" });
+  private compareBox = h("input", { type: "checkbox", "data-role": "compare" }) as HTMLInputElement;
+  private compareSel = h("select", { class: "sl-select", title: "Compare with", "data-role": "compare-model" });
+  private modelWrap: HTMLElement;
+  private status = h("span", { class: "sl-status", "data-role": "status" });
+
+  constructor(private app: App) {
+    this.modelWrap = h(
+      "span",
+      { class: "sl-field" },
+      h("label", {}, "Model"),
+      this.modelSel,
+      h("label", { class: "sl-check", title: "Show two models side by side" }, this.compareBox, "Compare"),
+      this.compareSel,
+    );
+    this.el = h(
+      "div",
+      { class: "sl-header" },
+      h("span", { class: "sl-title" }, "Sample Analysis"),
+      h("span", { class: "sl-field" }, h("label", {}, "Slice"), this.slice),
+      this.modelWrap,
+      h("span", { class: "sl-spacer" }),
+      this.status,
+    );
+    this.banner = h("div", { class: "sl-banner-wrap", "data-role": "errors" });
+    [this.slice, this.modelSel, this.compareSel].forEach(stopKeys);
+    this.slice.addEventListener("change", () => app.setTrait("slice", this.slice.value));
+    this.modelSel.addEventListener("change", () => app.setTrait("model_name", this.modelSel.value));
+    const setCompare = () => {
+      app.setTrait("compare", this.compareBox.checked ? this.compareSel.value || null : null);
+    };
+    this.compareBox.addEventListener("change", setCompare);
+    this.compareSel.addEventListener("change", setCompare);
+  }
+
+  update(): void {
+    const app = this.app;
+    const info = app.info;
+    setOptions(
+      this.slice,
+      Object.entries(info.slices).map(([n, len]) => [n, `${n} (${len})`]),
+      app.get("slice"),
+    );
+    const many = info.models.length > 1;
+    this.modelWrap.style.display = many ? "" : "none";
+    if (many) {
+      const cur = app.get<string>("model_name");
+      setOptions(this.modelSel, info.models.map((m) => [m, m]), cur);
+      const others = info.models.filter((m) => m !== cur);
+      const cmp = app.get<string | null>("compare");
+      setOptions(this.compareSel, others.map((m) => [m, `vs ${m}`]), cmp && others.includes(cmp) ? cmp : others[0] ?? "");
+      this.compareBox.checked = !!cmp;
+      this.compareSel.disabled = !cmp;
+    }
+    const busy = app.waiting();
+    this.status.className = busy ? "sl-status sl-busy" : "sl-status";
+    this.status.replaceChildren(
+      busy ? h("span", { class: "sl-spinner", "aria-label": "working" }) : h("span", { class: "sl-dot" }),
+      busy ? "kernel working…" : "ready",
+    );
+    this.el.dataset.busy = busy ? "1" : "0";
+    this.banner.replaceChildren(
+      ...app.errors.map((e) =>
+        h(
+          "div",
+          { class: "sl-banner", role: "alert" },
+          h("span", { class: "sl-banner-text" }, e.text),
+          h("button", { class: "sl-x", title: "Dismiss", onclick: () => app.dismissError(e.id) }, "×"),
+        ),
+      ),
+    );
+  }
+}

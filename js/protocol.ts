@@ -1,0 +1,99 @@
+// Messages between the page and the kernel, and decoding of their binary buffers.
+
+export interface AnalysisKey {
+  model: string;
+  slice: string;
+  id: number;
+  algorithm: string;
+  label: number | null;
+  connection: number;
+}
+
+export interface LayerMeta {
+  depth: number;
+  name: string;
+  shape: number[];
+  h: number;
+  w: number;
+}
+
+export interface AnalysisMeta {
+  type: "analysis";
+  rid: number | null;
+  key: AnalysisKey;
+  layers: LayerMeta[];
+  input_size: [number, number];
+  target: number;
+  prediction: number;
+  true_label: number | null;
+  loss: number | null;
+  num_classes: number;
+  probabilities: number[] | null;
+  topk: [number, number][];
+  image: boolean;
+  image_size?: [number, number];
+}
+
+/** One map per depth, uint8 at feature resolution. */
+export interface DepthMap {
+  depth: number;
+  name: string;
+  shape: number[];
+  h: number;
+  w: number;
+  data: Uint8Array;
+  /** All zeros: the layer's map was constant (nothing to show at this depth). */
+  flat: boolean;
+}
+
+export interface Analysis {
+  meta: AnalysisMeta;
+  maps: DepthMap[];
+  image: Uint8Array | null; // PNG bytes of the input, when sent
+}
+
+export type Buffer = DataView | ArrayBuffer | Uint8Array | ArrayBufferView;
+
+/** A Uint8Array view of whatever the widget manager hands us (DataView, ArrayBuffer, ...). */
+export function toBytes(buf: Buffer): Uint8Array {
+  if (buf instanceof Uint8Array) return buf;
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
+  const v = buf as ArrayBufferView;
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Stable string form of a key (cache index). label null = predicted class. */
+export function keyString(k: AnalysisKey): string {
+  return [k.model, k.slice, k.id, k.algorithm, k.label === null ? "pred" : k.label, k.connection].join("|");
+}
+
+/** Turn an analysis message and its buffers into maps; validates the sizes. */
+export function decodeAnalysis(meta: AnalysisMeta, buffers: Buffer[]): Analysis {
+  const n = meta.layers.length;
+  const expected = n + (meta.image ? 1 : 0);
+  if (buffers.length !== expected) {
+    throw new Error(`analysis message has ${buffers.length} buffers, expected ${expected}`);
+  }
+  const maps: DepthMap[] = meta.layers.map((l, i) => {
+    const data = toBytes(buffers[i]);
+    if (data.length !== l.h * l.w) {
+      throw new Error(`map of depth ${l.depth} has ${data.length} bytes, expected ${l.h}x${l.w}`);
+    }
+    const copy = data.slice();
+    let flat = true;
+    for (let j = 0; j < copy.length && flat; j++) if (copy[j] !== 0) flat = false;
+    return { depth: l.depth, name: l.name, shape: l.shape, h: l.h, w: l.w, data: copy, flat };
+  });
+  const image = meta.image ? toBytes(buffers[n]).slice() : null;
+  return { meta, maps, image };
+}
+
+/** The map that stands for `depth` (null: the deepest); an out-of-range depth is clamped. */
+export function mapAt(maps: DepthMap[], depth: number | null): DepthMap {
+  if (depth === null || maps.length === 0) return maps[maps.length - 1];
+  let best = maps[0];
+  for (const m of maps) {
+    if (m.depth <= depth) best = m;
+  }
+  return best;
+}
