@@ -253,8 +253,7 @@ class ShapesDataset(Dataset):
             )
         if len(labels) != len(images) or masks.shape != images.shape[:3]:
             raise ValueError(
-                f"labels {labels.shape} and masks {masks.shape} do not match images "
-                f"{images.shape}"
+                f"labels {labels.shape} and masks {masks.shape} do not match images {images.shape}"
             )
         mean = torch.tensor(MEAN).view(1, 3, 1, 1)
         std = torch.tensor(STD).view(1, 3, 1, 1)
