@@ -19,42 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from samplelens_widget.engine.items import split_item
+
 __all__ = ["Sample", "split_item", "tensor_to_image", "png_bytes", "colormap_lut", "COLORMAPS"]
-
-
-def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
-    """``(inputs, label)`` of one dataset item; ``inputs`` is a tuple of tensors, one per input."""
-    if isinstance(item, dict):
-        if "inputs" in item:
-            x = item["inputs"]
-        elif "input" in item:
-            x = item["input"]
-        else:
-            raise TypeError(
-                f"dataset item is a dict with keys {sorted(item)!r}; "
-                "expected 'inputs' (or 'input') and 'label'"
-            )
-        y = item.get("label")
-    elif isinstance(item, (tuple, list)) and len(item) == 2:
-        x, y = item
-    else:
-        raise TypeError(
-            f"dataset item is {type(item).__name__}; expected (input, label), "
-            "((input_a, input_b, ...), label) or a dict with 'inputs' and 'label'"
-        )
-    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-    out = []
-    for t in xs:
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(np.asarray(t))
-        out.append(t)
-    if y is None:
-        label = None
-    elif isinstance(y, torch.Tensor):
-        label = int(y.reshape(-1)[0].item()) if y.numel() else None
-    else:
-        label = int(y)
-    return tuple(out), label
 
 
 def tensor_to_image(x: torch.Tensor) -> np.ndarray:

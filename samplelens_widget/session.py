@@ -17,16 +17,13 @@ import torch
 from torch import nn
 
 from samplelens_widget.data import Sample, png_bytes, split_item, tensor_to_image
+from samplelens_widget.engine import ALGORITHMS as CAM_ALGORITHMS
 from samplelens_widget.engine import CamEngine, CamResult
 
 __all__ = ["AnalysisKey", "Session", "LatestWorker", "to_uint8"]
 
-ALGORITHMS = ("gradcam", "layercam", "focus_layercam")
-ALGORITHM_TITLES = {
-    "gradcam": "GradCAM",
-    "layercam": "LayerCAM",
-    "focus_layercam": "Focus Layer CAM",
-}
+ALGORITHMS = CamEngine.algorithms
+ALGORITHM_TITLES = {name: algo.title for name, algo in CAM_ALGORITHMS.items()}
 THUMB = 40
 TOPK = 5
 
