@@ -1,0 +1,56 @@
+"""Dataset items as the engine reads them.
+
+A dataset is map-style (``len(ds)``, ``ds[i]``); an item is ``(input, label)``,
+``((input_a, input_b, ...), label)`` or a dict with ``"inputs"`` (or ``"input"``) and ``"label"``.
+This is the one item splitter of the project: the widget imports it from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["split_item"]
+
+
+def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
+    """``(inputs, label)`` of one dataset item; ``inputs`` is a tuple of tensors, one per input.
+
+    Arrays (numpy, lists of numbers) become tensors; the label is an ``int`` or ``None`` (a dict
+    without ``"label"``, a ``None`` label or an empty label tensor).
+    """
+    if isinstance(item, dict):
+        if "inputs" in item:
+            x = item["inputs"]
+        elif "input" in item:
+            x = item["input"]
+        else:
+            raise TypeError(
+                f"dataset item is a dict with keys {sorted(map(str, item))!r}; expected 'inputs' "
+                "(or 'input') and 'label'"
+            )
+        y = item.get("label")
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        x, y = item
+    else:
+        raise TypeError(
+            f"dataset item is {type(item).__name__}; expected (input, label), "
+            "((input_a, input_b, ...), label) or a dict with 'inputs' and 'label'"
+        )
+    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    if not xs:
+        raise TypeError("dataset item has no inputs (an empty tuple/list of inputs)")
+    out = []
+    for t in xs:
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(np.asarray(t))
+        out.append(t)
+    if y is None:
+        label = None
+    elif isinstance(y, torch.Tensor):
+        label = int(y.reshape(-1)[0].item()) if y.numel() else None
+    else:
+        label = int(y)
+    return tuple(out), label
