@@ -21,7 +21,7 @@ from samplelens_widget.engine.cache import (
     resolve_cache_dir,
 )
 from samplelens_widget.engine.embed import cached_features, extract_features
-from tests.engine.test_embed import Items, Tiny, image_data
+from tests.engine.test_features import Items, Tiny, image_data
 
 
 class CountingTiny(Tiny):

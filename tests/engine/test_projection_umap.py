@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from samplelens_widget.engine import embed
-from samplelens_widget.engine.embed import (
+from samplelens_widget.engine import projection
+from samplelens_widget.engine.projection import (
     Projection,
     pca_2d,
     project,
@@ -101,7 +101,7 @@ def test_warm_up_compiles_in_a_daemon_thread_and_bad_arguments_are_named():
 def test_the_exact_knn_graph_matches_numpy():
     x, _ = clusters(n_per=40)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    idx, dist = embed._exact_knn(torch.from_numpy(xn), 6)
+    idx, dist = projection._exact_knn(torch.from_numpy(xn), 6)
     d = np.sqrt(np.maximum(((xn[:, None] - xn[None]) ** 2).sum(-1), 0))
     order = np.argsort(d, axis=1, kind="stable")[:, :6]
     np.testing.assert_array_equal(idx[:, 0], np.arange(len(x)))  # itself first
@@ -111,7 +111,7 @@ def test_the_exact_knn_graph_matches_numpy():
 
 def test_larger_slices_use_umap_learns_own_neighbour_search(monkeypatch):
     x, labels = clusters()
-    monkeypatch.setattr(embed, "UMAP_EXACT_KNN_MAX", 100)  # 300 samples: umap-learn's search
+    monkeypatch.setattr(projection, "UMAP_EXACT_KNN_MAX", 100)  # 300 samples: umap-learn's search
     a = umap_2d(x, seed=0)
     np.testing.assert_array_equal(a, umap_2d(x, seed=0))
     assert neighbour_agreement(a, labels) > 0.95

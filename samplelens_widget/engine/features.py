@@ -1,0 +1,327 @@
+"""Per-sample features of a data set from one layer of a model.
+
+- ``check_layer`` / ``layer_names``: the layer names accepted, checked before any work;
+  ``default_layer``: the deepest spatial layer.
+- ``extract_features`` runs the model over a data set in batches on its device and keeps one
+  layer's output per sample (globally average-pooled when it is a map); ``cached_features`` puts
+  a ``FeatureCache`` (memory + disk) in front of it.
+
+Pure torch + numpy; nothing from the widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from samplelens_widget.engine.cache import (
+    USER_CACHE_DIR,
+    FeatureCache,
+    dataset_fingerprint,
+    feature_key,
+    model_hash,
+)
+from samplelens_widget.engine.capture import eval_mode, leaf_modules
+from samplelens_widget.engine.items import split_item
+
+__all__ = [
+    "Features",
+    "Progress",
+    "cached_features",
+    "check_layer",
+    "default_layer",
+    "extract_features",
+    "layer_names",
+]
+
+Progress = Callable[[int, int], Any]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        first = next(iter(model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_dataset(dataset) -> int:
+    try:
+        n = len(dataset)
+    except TypeError as err:
+        raise TypeError(
+            f"dataset: expected a map-style data set (len(ds), ds[i]), got {type(dataset).__name__}"
+        ) from err
+    if n == 0:
+        raise ValueError("dataset: it is empty; the population view needs at least one sample")
+    return n
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The module paths ``extract_features(layer=...)`` accepts (leaf modules, in definition
+    order); ``path#2``, ``path#3``, ... name a module's later calls in one forward."""
+    return [name for name, _ in leaf_modules(model)]
+
+
+def _describe_allowed(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return f"None (the deepest spatial layer) or a leaf-module path: {shown}{more}"
+
+
+def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, nn.Module, int]:
+    """``"path"`` / ``"path#k"`` -> (path, module, k)."""
+    names = layer_names(model)
+    if not isinstance(layer, str):
+        raise TypeError(
+            f"{argname}: expected a str or None, got {type(layer).__name__} {layer!r}"[:300]
+        )
+    path, sep, call = layer.partition("#")
+    k = 1
+    if sep:
+        if not call.isdigit() or int(call) < 1:
+            raise ValueError(
+                f"{argname}: {layer!r} has a bad call suffix; use 'path#k' with k >= 2 for the "
+                f"k-th call of a module; allowed: {_describe_allowed(names)}"
+            )
+        k = int(call)
+    modules = dict(leaf_modules(model))
+    if path not in modules:
+        raise ValueError(
+            f"{argname}: {layer!r} does not exist; allowed: {_describe_allowed(names)}"
+        )
+    return path, modules[path], k
+
+
+def check_layer(model: nn.Module, layer, *, argname: str = "layer") -> str | None:
+    """Check a layer name before any work (for an early, clear error naming ``argname``, e.g.
+    the widget's ``embed_layer``): ``None`` or an existing leaf-module path (``path#k``
+    allowed; whether the module is called k times shows only in a forward). Returns the
+    normalised name (``path#1`` -> ``path``) or ``None``."""
+    _check_model(model)
+    if layer is None:
+        return None
+    path, _, call = _parse_layer(model, layer, argname)
+    return path if call == 1 else f"{path}#{call}"
+
+
+def default_layer(model: nn.Module, sample_inputs: Sequence[torch.Tensor], device=None) -> str:
+    """The deepest spatial layer of ``model`` for one sample's inputs (as ``CamEngine.layers``
+    sees them on input 0): the last layer in execution order at the largest depth."""
+    from samplelens_widget.engine.cam_engine import CamEngine
+
+    try:
+        infos = CamEngine(model, device=device).layers(list(sample_inputs))
+    except ValueError as err:
+        raise ValueError(
+            f"layer: None asks for the deepest spatial layer, but {type(model).__name__} has "
+            f"none on these inputs ({err}); choose one: {_describe_allowed(layer_names(model))}"
+        ) from err
+    return infos[-1].name
+
+
+def _pool(output, layer: str, batch: int) -> torch.Tensor:
+    """One layer output (N, ...) -> (N, D): maps are averaged over every dimension after the
+    channels (N, C, h, w) -> (N, C); (N, D) is taken as is; (N,) becomes (N, 1)."""
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(
+            f"layer: {layer!r} returns {type(output).__name__}, not a tensor; choose a layer "
+            f"whose output is a tensor (N, C, ...) or (N, D)"
+        )
+    if not output.is_floating_point():
+        raise ValueError(
+            f"layer: {layer!r} returns a {output.dtype} tensor; features must be real floating "
+            f"point"
+        )
+    if output.dim() == 0 or output.shape[0] != batch:
+        raise ValueError(
+            f"layer: {layer!r} returns shape {tuple(output.shape)}, which has no batch dimension "
+            f"of {batch}; choose a layer whose output is (N, C, ...) or (N, D)"
+        )
+    out = output.detach()
+    if out.dim() == 1:
+        out = out[:, None]
+    elif out.dim() > 2:
+        out = out.mean(dim=tuple(range(2, out.dim())))
+    return out.float().clone()  # a copy: a later in-place operation must not change it
+
+
+@contextmanager
+def _layer_hook(module: nn.Module, layer: str, call: int):
+    """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
+    state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
+
+    def hook(_module, _args, output):
+        state["calls"] += 1
+        if state["calls"] == call:
+            state["out"] = _pool(output, layer, state["batch"])
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield state
+    finally:
+        handle.remove()
+
+
+def _collate(dataset, start: int, stop: int) -> list[torch.Tensor]:
+    columns: list[list[torch.Tensor]] | None = None
+    for i in range(start, stop):
+        inputs, _ = split_item(dataset[i])
+        if columns is None:
+            columns = [[] for _ in inputs]
+        if len(inputs) != len(columns):
+            raise ValueError(
+                f"dataset: item {i} has {len(inputs)} input(s), item {start} has {len(columns)}; "
+                f"every item must have the same inputs"
+            )
+        for col, t in zip(columns, inputs, strict=True):
+            col.append(t)
+    assert columns is not None
+    try:
+        return [torch.stack(col) for col in columns]
+    except RuntimeError as err:
+        raise ValueError(
+            f"dataset: items {start}..{stop - 1} cannot be batched (inputs of different shapes?):"
+            f" {err}"
+        ) from err
+
+
+def extract_features(
+    model: nn.Module,
+    dataset,
+    layer: str | None = None,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, str]:
+    """Features of every sample of ``dataset`` from one layer: ``(features (N, D) float32,
+    layer name)``.
+
+    ``layer=None`` takes the deepest spatial layer (see ``default_layer``); a name is a leaf
+    module's path from ``layer_names(model)``, ``path#k`` for its k-th call in one forward.
+    Outputs ``(N, C, h, w)`` (any ``(N, C, ...)``) are globally average-pooled to ``(N, C)``;
+    ``(N, D)`` outputs are taken as they are.
+
+    The model runs in eval mode under ``torch.no_grad()`` in batches of ``batch_size`` on
+    ``device`` (default: the device of its parameters; inputs are moved there, the model is
+    not). ``progress(done, total)`` is called with ``(0, N)`` first and after every batch; an
+    exception raised by it stops the extraction (a way to cancel) and propagates.
+    The model is never changed: the hook is removed and every module's train/eval flag restored
+    on every path, errors included.
+    """
+    _check_model(model)
+    n = _check_dataset(dataset)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    device = _model_device(model) if device is None else torch.device(device)
+    if layer is None:
+        first, _ = split_item(dataset[0])
+        layer = default_layer(model, first, device)
+    path, module, call = _parse_layer(model, layer)
+    name = path if call == 1 else f"{path}#{call}"
+
+    features: np.ndarray | None = None
+    if progress is not None:
+        progress(0, n)
+    with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call) as state:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
+            state.update(calls=0, out=None, batch=stop - start)
+            try:
+                model(*batch)
+            except ValueError as err:
+                if str(err).startswith("layer: "):
+                    raise
+                raise _rejected(batch, start, stop, err) from err
+            except Exception as err:
+                raise _rejected(batch, start, stop, err) from err
+            if state["out"] is None:
+                count = state["calls"]
+                raise ValueError(
+                    f"layer: {name!r} is never computed: module {path!r} is called {count} "
+                    f"time(s) per forward"
+                    + (f"; allowed: {_call_names(path, count)}" if count else "")
+                )
+            out = state["out"]
+            if features is None:
+                features = np.empty((n, out.shape[1]), dtype=np.float32)
+            features[start:stop] = out.cpu().numpy()
+            if progress is not None:
+                progress(stop, n)
+    assert features is not None
+    return features, name
+
+
+def _call_names(path: str, count: int) -> str:
+    return ", ".join(repr(path if k == 1 else f"{path}#{k}") for k in range(1, count + 1))
+
+
+def _rejected(batch, start, stop, err) -> ValueError:
+    shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in batch)
+    return ValueError(
+        f"dataset: the model rejected items {start}..{stop - 1} (inputs: {shapes}): "
+        f"{type(err).__name__}: {err}"
+    )
+
+
+@dataclass(frozen=True)
+class Features:
+    """Features of a data set: ``features`` (N, D) float32 (read-only), the ``layer`` they come
+    from, the cache ``key`` and their ``source``: ``"computed"``, ``"memory"`` or ``"disk"``."""
+
+    features: np.ndarray
+    layer: str
+    key: str
+    source: str
+
+
+def cached_features(
+    model: nn.Module,
+    dataset,
+    layer: str | None = None,
+    *,
+    cache: FeatureCache | None = None,
+    cache_dir: Any = USER_CACHE_DIR,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+) -> Features:
+    """``extract_features`` behind a ``FeatureCache``: running it again with the same weights,
+    data set and layer loads the features instead of recomputing them (``progress`` is then not
+    called). ``cache`` is the cache to use; without one, a ``FeatureCache(cache_dir)`` is made
+    (``cache_dir=None``: memory only, which then lasts for this call only: keep a cache object
+    to reuse). ``layer=None`` is resolved to the deepest spatial layer (one sample's forward)
+    before the lookup, so both spellings share one entry."""
+    _check_model(model)
+    n = _check_dataset(dataset)
+    if cache is None:
+        cache = FeatureCache(cache_dir)
+    elif not isinstance(cache, FeatureCache):
+        raise TypeError(f"cache: expected a FeatureCache or None, got {type(cache).__name__}")
+    if layer is None:
+        first, _ = split_item(dataset[0])
+        dev = _model_device(model) if device is None else torch.device(device)
+        layer = default_layer(model, first, dev)
+    path, _, call = _parse_layer(model, layer)
+    name = path if call == 1 else f"{path}#{call}"
+    key = feature_key(model_hash(model), dataset_fingerprint(dataset), name)
+    hit = cache.lookup(key)
+    if hit is not None and hit[0].shape[0] == n and hit[1] == name:
+        return Features(*hit[:2], key, hit[2])
+    features, name = extract_features(
+        model, dataset, name, batch_size=batch_size, device=device, progress=progress
+    )
+    stored, name = cache.put(key, features, name)
+    return Features(stored, name, key, "computed")

@@ -1,0 +1,355 @@
+"""2-D projections of a feature matrix: the PCA preview and the UMAP map.
+
+- ``pca_2d`` (torch, milliseconds) is the preview; ``umap_2d`` (umap-learn, seeded, on an exact
+  k-NN graph computed with torch up to ``UMAP_EXACT_KNN_MAX`` samples) the map.
+- ``project`` picks one with the fallbacks for small slices (``Projection`` holds the result);
+  ``project_in_background`` runs UMAP in a daemon thread (``BackgroundProjection``) and calls
+  back; ``warm_up_umap`` compiles umap-learn's numba code early.
+
+Pure torch + numpy; umap-learn is imported lazily, inside ``umap_2d`` (importing it costs
+seconds). Nothing from the widget.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samplelens_widget.engine.cache import USER_CACHE_DIR, resolve_cache_dir
+from samplelens_widget.engine.inputs import _as_features, _check_int
+
+__all__ = [
+    "MIN_UMAP_SAMPLES",
+    "PCA_EXACT_DIM",
+    "UMAP_EXACT_KNN_MAX",
+    "UMAP_SHORT_EPOCHS_FROM",
+    "BackgroundProjection",
+    "Projection",
+    "pca_2d",
+    "project",
+    "project_in_background",
+    "umap_2d",
+    "warm_up_umap",
+]
+
+MIN_UMAP_SAMPLES = 20  # fewer samples: PCA, with a note
+
+
+@dataclass(frozen=True)
+class Projection:
+    """2-D coordinates ``coords`` (N, 2) float32, the ``method`` that made them (``"umap"``,
+    ``"pca"`` or ``"none"`` for a single sample) and a ``note`` for the user when the method is
+    not the one asked for (else ``None``)."""
+
+    coords: np.ndarray
+    method: str
+    note: str | None = None
+
+
+PCA_EXACT_DIM = 256  # up to this many features (or rows fitted): an exact eigendecomposition
+
+
+def pca_2d(
+    features, *, device: torch.device | str | None = None, max_fit_samples: int = 4096
+) -> np.ndarray:
+    """The first two principal components' scores, ``(N, 2) float32``, computed with torch.
+
+    Centred on the mean of all rows. The components are fitted on at most ``max_fit_samples``
+    evenly spaced rows (all rows when there are fewer), exactly (an eigendecomposition in
+    float64) when the features or the fitted rows number at most ``PCA_EXACT_DIM``, else by a
+    seeded randomized subspace iteration (block 10, 7 iterations: for a preview, the same top
+    components up to rounding on data whose spectrum decays). So a large slice's preview costs
+    two passes over the data plus a fixed amount. Each component's sign is fixed so that its
+    largest-magnitude loading is positive: the same data always give the same picture.
+    Missing components (one sample, one feature, constant data) are 0.
+    """
+    x = _as_features(features)
+    if device is not None:
+        x = x.to(device)
+    x = x.float()
+    n, d = x.shape
+    out = torch.zeros((n, 2), dtype=torch.float32, device=x.device)
+    if n < 2:
+        return out.cpu().numpy()
+    mean = x.mean(dim=0)
+    if n > max_fit_samples:
+        rows = torch.linspace(0, n - 1, max_fit_samples, device=x.device).round().long()
+        fit = x[rows] - mean
+    else:
+        fit = x - mean
+    m = fit.shape[0]
+    if d <= PCA_EXACT_DIM:
+        f64 = fit.double()
+        evals, evecs = torch.linalg.eigh(f64.T @ f64)  # ascending
+        comps, evals = evecs[:, -2:].flip(1), evals[-2:].flip(0)
+    elif m <= PCA_EXACT_DIM:  # more features than rows: the Gram matrix is the smaller one
+        f64 = fit.double()
+        evals, u = torch.linalg.eigh(f64 @ f64.T)
+        u, evals = u[:, -2:].flip(1), evals[-2:].flip(0)
+        comps = f64.T @ u
+        comps = comps / comps.norm(dim=0).clamp_min(1e-300)
+    else:
+        comps, evals = _top2_randomized(fit)
+    scale = evals.abs().max().clamp_min(1e-300)
+    keep = evals > scale * 1e-10  # numerically zero variance: no component
+    idx = comps.abs().argmax(dim=0)
+    signs = torch.sign(comps[idx, torch.arange(comps.shape[1], device=comps.device)])
+    comps = comps * torch.where(signs == 0, 1.0, signs) * keep.to(comps.dtype)
+    comps32 = comps.float().T.contiguous().T  # column-major: MKL's fast layout for (N,D)@(D,2)
+    scores = x @ comps32 - mean @ comps32
+    out[:, : comps.shape[1]] = scores
+    return out.cpu().numpy()
+
+
+def _top2_randomized(a: torch.Tensor, block: int = 10, iters: int = 7):
+    """Top-2 right singular vectors of ``a`` (m, d) and the squared singular values, by a
+    randomized subspace iteration seeded with 0 (Halko et al.): deterministic on a device."""
+    gen = torch.Generator(device=a.device).manual_seed(0)
+    omega = torch.randn(a.shape[1], block, generator=gen, device=a.device, dtype=a.dtype)
+    q = torch.linalg.qr(a @ omega).Q
+    for _ in range(iters):
+        q = torch.linalg.qr(a.T @ q).Q
+        q = torch.linalg.qr(a @ q).Q
+    _, s, vh = torch.linalg.svd((q.T @ a).double(), full_matrices=False)
+    return vh[:2].T, s[:2] ** 2
+
+
+def _numba_cache_dir() -> None:
+    """Give numba a persistent cache (its compiled UMAP code) before umap is imported."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    root = resolve_cache_dir(USER_CACHE_DIR)
+    try:
+        path = root / "numba"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
+    except OSError:
+        pass
+
+
+UMAP_SHORT_EPOCHS_FROM = 5000  # from this many samples on, 200 optimisation epochs
+UMAP_EXACT_KNN_MAX = 20_000  # up to this many samples, the k-NN graph is computed with torch
+
+
+def _exact_knn(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of each row of ``x`` (L2-normalised, on its device), itself
+    first, as umap-learn's ``precomputed_knn``: (indices int64, Euclidean distances float32)."""
+    n = x.shape[0]
+    rows = max(1, min(n, (1 << 25) // n))  # at most 32M similarities (128 MB) at a time
+    idx, dist = [], []
+    for chunk in x.split(rows):
+        top = (chunk @ x.T).topk(k, dim=1)
+        idx.append(top.indices)
+        dist.append(torch.sqrt((2.0 - 2.0 * top.values).clamp_min(0.0)))
+    return (
+        torch.cat(idx).cpu().numpy().astype(np.int64),
+        torch.cat(dist).cpu().numpy().astype(np.float32),
+    )
+
+
+_KNN_WARNING = r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent object"
+
+
+def umap_2d(
+    features,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """UMAP of the features to 2-D, ``(N, 2) float32``, with umap-learn; reproducible for a
+    ``seed`` (umap-learn then runs single-threaded). Rows are L2-normalised first, so that the
+    neighbourhoods are those of cosine similarity (as in ``SimilarityIndex``).
+
+    Up to ``UMAP_EXACT_KNN_MAX`` samples the exact k-nearest-neighbour graph is computed with
+    torch on ``device`` (default: the features' device) and handed to umap-learn: this skips
+    its nearest-neighbour descent, whose numba compilation (not cached across processes) is
+    most of a first fit's cost. Larger slices use umap-learn's own approximate search.
+    ``n_neighbors`` is capped at ``N - 1``. ``n_epochs=None``: 200 from
+    ``UMAP_SHORT_EPOCHS_FROM`` samples on (umap-learn's own default runs 500 up to 10,000
+    samples, which costs 2.5 times as much for a picture that hardly differs), else
+    umap-learn's default. Needs at least 3 samples; ``project`` handles small slices. The first
+    call in a process still compiles numba code (seconds to tens of seconds; see
+    ``warm_up_umap``)."""
+    x = _as_features(features)
+    n = x.shape[0]
+    if n < 3:
+        raise ValueError(f"features: UMAP needs at least 3 samples, got {n}; use pca_2d")
+    _check_int("seed", seed, 0)
+    _check_int("n_neighbors", n_neighbors, 2)
+    if n_epochs is not None:
+        _check_int("n_epochs", n_epochs, 1)
+    elif n >= UMAP_SHORT_EPOCHS_FROM:
+        n_epochs = 200
+    k = min(n_neighbors, n - 1)
+    if device is not None:
+        x = x.to(device)
+    xn = F.normalize(x.float(), dim=1)
+    knn = _exact_knn(xn, k) if n <= UMAP_EXACT_KNN_MAX else (None, None, None)
+    data = xn.cpu().numpy()
+    _numba_cache_dir()
+    import umap  # lazily: importing it costs seconds
+
+    # our k-NN graph has no search index (only needed by .transform, which is not used)
+    warnings.filterwarnings("ignore", message=_KNN_WARNING, category=UserWarning)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=k,
+        min_dist=min_dist,
+        n_epochs=n_epochs,
+        metric="euclidean",
+        random_state=seed,
+        n_jobs=1,
+        init="spectral" if n > n_neighbors + 1 else "random",
+        precomputed_knn=knn,
+    )
+    coords = reducer.fit_transform(data)
+    return np.ascontiguousarray(coords, dtype=np.float32)
+
+
+def warm_up_umap() -> threading.Thread:
+    """Compile umap-learn's numba code in a daemon thread (a 10-epoch UMAP of 512 random 8-D
+    points, through the same code path as ``umap_2d`` up to ``UMAP_EXACT_KNN_MAX`` samples),
+    so that the first real fit does not pay for it: call it when a widget is created, while
+    the features are still being extracted. Returns the (started) thread."""
+
+    def run() -> None:
+        try:
+            points = np.random.default_rng(0).random((512, 8), dtype=np.float32)
+            umap_2d(points, n_epochs=10)
+        except Exception:  # a warm-up only: the real fit reports errors
+            pass
+
+    thread = threading.Thread(target=run, name="samplelens-umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def project(
+    features,
+    method: str = "umap",
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    device: torch.device | str | None = None,
+) -> Projection:
+    """2-D coordinates of the features by ``method`` (``"umap"`` or ``"pca"``), with the
+    fallbacks a slice of any size needs: one sample -> the origin (``method="none"``); fewer
+    than ``MIN_UMAP_SAMPLES`` -> PCA; UMAP failing -> PCA. Each fallback comes with a ``note``.
+    """
+    if method not in ("umap", "pca"):
+        raise ValueError(f"method: {method!r} is unknown; allowed: 'umap', 'pca'")
+    x = _as_features(features)
+    n = x.shape[0]
+    if n == 1:
+        return Projection(
+            np.zeros((1, 2), np.float32), "none", "one sample: nothing to lay out, shown alone"
+        )
+    if method == "pca":
+        return Projection(pca_2d(x, device=device), "pca")
+    if n < MIN_UMAP_SAMPLES:
+        return Projection(
+            pca_2d(x, device=device),
+            "pca",
+            f"{n} samples are too few for UMAP (it needs at least {MIN_UMAP_SAMPLES}): showing PCA",
+        )
+    try:
+        return Projection(umap_2d(x, seed=seed, n_neighbors=n_neighbors, device=device), "umap")
+    except (ValueError, TypeError) as err:
+        if str(err).startswith(("seed:", "n_neighbors:")):
+            raise
+        return _umap_failed(x, err, device)
+    except Exception as err:
+        return _umap_failed(x, err, device)
+
+
+def _umap_failed(x: torch.Tensor, err: Exception, device) -> Projection:
+    msg = f"{type(err).__name__}: {err}"[:300]
+    return Projection(pca_2d(x, device=device), "pca", f"UMAP failed ({msg}): showing PCA")
+
+
+class BackgroundProjection:
+    """UMAP in a daemon thread: ``project(features, "umap", ...)`` then ``on_done(projection)``
+    from that thread (the widget applies it; with its fallbacks it always gets a projection).
+
+    ``done`` is a ``threading.Event``; ``result`` the ``Projection`` once done; ``error`` an
+    exception raised by ``on_done`` itself, if any. ``cancel()`` drops the result (a running
+    UMAP fit cannot be interrupted; ``on_done`` is then not called). ``wait(timeout)`` waits
+    and returns the result (``None`` on timeout or when cancelled).
+    """
+
+    def __init__(
+        self,
+        features,
+        on_done: Callable[[Projection], Any] | None = None,
+        *,
+        seed: int = 0,
+        n_neighbors: int = 15,
+        device: torch.device | str | None = None,
+    ) -> None:
+        _check_int("seed", seed, 0)
+        _check_int("n_neighbors", n_neighbors, 2)
+        self._features = _as_features(features)
+        self._on_done = on_done
+        self._seed, self._n_neighbors, self._device = seed, n_neighbors, device
+        self.done = threading.Event()
+        self.result: Projection | None = None
+        self.error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="samplelens-umap", daemon=True)
+        self._thread.start()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def wait(self, timeout: float | None = None) -> Projection | None:
+        self.done.wait(timeout)
+        return None if self.cancelled else self.result
+
+    def _run(self) -> None:
+        try:
+            result = project(
+                self._features,
+                "umap",
+                seed=self._seed,
+                n_neighbors=self._n_neighbors,
+                device=self._device,
+            )
+            if self.cancelled:
+                return
+            self.result = result
+            if self._on_done is not None:
+                self._on_done(result)
+        except BaseException as err:  # reported, never raised in a thread nobody watches
+            self.error = err
+        finally:
+            self._features = None  # type: ignore[assignment]
+            self.done.set()
+
+
+def project_in_background(
+    features,
+    on_done: Callable[[Projection], Any] | None = None,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    device: torch.device | str | None = None,
+) -> BackgroundProjection:
+    """Start UMAP in a daemon thread; see ``BackgroundProjection``. Show ``pca_2d`` meanwhile."""
+    return BackgroundProjection(
+        features, on_done, seed=seed, n_neighbors=n_neighbors, device=device
+    )
