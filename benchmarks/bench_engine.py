@@ -5,14 +5,16 @@
 A ResNet-18-shaped model with random weights. Rows, per device and batch size:
   forward+backward    a bare forward + loss.backward() (weight gradients included)
   floor               one forward + an activation-only backward (autograd.grad w.r.t. the
-                      input): the least any one-pass method can cost
+                      first conv's output): the least any one-pass method can cost
   samplelens          CamEngine.explain, GradCAM for every layer (conv, BN, ReLU, pool: 58)
   per-conv passes     one forward + backward per conv layer (20), what pytorch-grad-cam needs
                       for per-layer maps (emulated: its package needs torchvision)
   torchcam            torchcam's LayerCAM hooked on all 20 convs, one forward + its backward
 Prints a markdown table (median seconds, ratios, peak memory) and writes
 benchmarks/results/engine.json. Peak memory: on CUDA torch.cuda.max_memory_allocated, on the
-CPU the process's peak resident set (VmHWM, reset before each row) above its size before.
+CPU the peak resident set (VmHWM) above its size before the call, each method in a fresh
+process. The timed methods take turns within each round (medians), so that load from other
+processes falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,9 +85,15 @@ def fwd_bwd(model, x, target):
 
 
 def floor(model, x, target):
-    x = x.detach().requires_grad_(True)
-    out = model(x)
-    torch.autograd.grad(out.gather(1, target[:, None]).sum(), x)
+    """One forward and an activation-only backward down to the first layer's output (the same
+    extent as the engine's backward), with no hooks and no maps."""
+    first = []
+    handle = model.conv1.register_forward_hook(lambda m, a, o: first.append(o))
+    try:
+        out = model(x)
+    finally:
+        handle.remove()
+    torch.autograd.grad(out.gather(1, target[:, None]).sum(), first[0])
 
 
 def per_conv(model, x, target):
@@ -124,19 +133,36 @@ def make_torchcam(model):
     return run
 
 
-def time_it(fn, model, x, target, reps: int, device) -> tuple[float, float]:
-    fn(model, x, target)  # warm-up (and the engine's first-pass in-place detection)
-    times = []
-    with Peak(device) as peak:
-        for _ in range(reps):
+def run_interleaved(methods, model, x, target, reps: int, device) -> dict[str, float]:
+    """Median seconds per method. The methods take turns within each round, so that load from
+    other processes falls on all of them alike."""
+    for _, fn, every in methods:
+        for _ in range(1 if every > 1 else 2):  # warm-up (allocator, oneDNN primitives, and
+            fn(model, x, target)  # the engine's first-pass in-place detection)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+    for r in range(reps):
+        for name, fn, every in methods:
+            if r % every:
+                continue
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             fn(model, x, target)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), peak.mb
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def peak_memory(method: str, batch: int, size: int, device: str) -> float:
+    """Peak memory (MB) of one call of ``method``, measured in a fresh process so that memory
+    an earlier method left in the allocator does not hide it."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-of", method, "--batches", str(batch), "--size",
+         str(size), "--device", device],
+        capture_output=True, text=True, check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -146,6 +172,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "engine.json"))
+    ap.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -155,23 +182,33 @@ def main() -> None:
     def samplelens(model, x, target):
         return engine.explain(x, label=target, algorithm="gradcam")
 
+    # (name, function, run every n-th round): the per-conv passes take 20x longer
     methods = [
-        ("forward+backward", fwd_bwd, args.reps),
-        ("floor", floor, args.reps),
-        ("samplelens", samplelens, args.reps),
-        ("per-conv passes", per_conv, max(1, args.reps // 3)),
-        ("torchcam", make_torchcam(model), args.reps),
+        ("forward+backward", fwd_bwd, 1),
+        ("floor", floor, 1),
+        ("samplelens", samplelens, 1),
+        ("per-conv passes", per_conv, 3),
+        ("torchcam", make_torchcam(model), 1),
     ]
+    if args.memory_of:
+        fn = dict((name, f) for name, f, _ in methods)[args.memory_of]
+        x = torch.randn(args.batches[0], 3, args.size, args.size, device=device)
+        target = torch.randint(0, 1000, (args.batches[0],), device=device)
+        with Peak(device) as peak:
+            fn(model, x, target)
+        print(peak.mb)
+        return
     n_layers = len(engine.layers(torch.randn(1, 3, args.size, args.size)))
     rows = []
     for batch in args.batches:
         x = torch.randn(batch, 3, args.size, args.size, device=device)
         target = torch.randint(0, 1000, (batch,), device=device)
+        medians = run_interleaved(methods, model, x, target, args.reps, device)
         results = {}
-        for name, fn, reps in methods:
-            seconds, mb = time_it(fn, model, x, target, reps, device)
-            results[name] = (seconds, mb)
-            print(f"  {device.type} batch {batch:>3} {name:<18} {seconds * 1e3:9.1f} ms "
+        for name, _, _ in methods:
+            mb = peak_memory(name, batch, args.size, args.device)
+            results[name] = (medians[name], mb)
+            print(f"  {device.type} batch {batch:>3} {name:<18} {medians[name] * 1e3:9.1f} ms "
                   f"{mb:8.1f} MB", file=sys.stderr, flush=True)
         ours = results["samplelens"][0]
         for name, (seconds, mb) in results.items():
