@@ -2,6 +2,7 @@
 import type { AnyModel } from "./model";
 import type { Analysis, AnalysisKey, AnalysisMeta, Buffer } from "./protocol";
 import { decodeAnalysis, keyString, toBytes } from "./protocol";
+import { type Column, type ColumnMeta, decodeColumn } from "./scatter/colors";
 
 export interface Info {
   models: string[];
@@ -13,6 +14,30 @@ export interface Info {
   colormaps: string[];
   visualizers: string[];
   similar: boolean;
+  projection?: string;
+  columns?: Record<string, [string, string][]>;
+}
+
+/** The population of one (model, slice): raw 2-D coordinates and the colour-by columns. */
+export interface Population {
+  key: string;
+  model: string;
+  slice: string;
+  n: number;
+  coords: Float32Array; // x0 y0 x1 y1 ... as the kernel sent them
+  method: string; // "pca" | "umap" | "none"
+  note: string | null;
+  umapPending: boolean;
+  layer: string | null;
+  columns: Column[];
+  version: number; // bumped when the coordinates change (a morph)
+}
+
+export interface Similar {
+  key: string;
+  query: number[];
+  ids: number[];
+  sims: Map<number, number>;
 }
 
 export interface Row {
@@ -67,10 +92,21 @@ export class App {
   stats = new Map<string, Stats>();
   visuals = new LRU<Visual>(64, (v) => v.url && URL.revokeObjectURL(v.url));
   failed = new Map<string, string>();
+  pops = new Map<string, Population>();
+  popProgress = new Map<string, { done: number; total: number }>();
+  popErrors = new Map<string, string>();
+  similar: Similar | null = null;
+  thumbs = new LRU<string>(256, (u) => URL.revokeObjectURL(u));
+  /** The scatter panel (set by it; tests and debugging reach it through the root element). */
+  scatter: any = null;
+  /** performance.now() when the last selection left the page (for the benchmark). */
+  lastSelectionSent = 0;
+  /** performance.now() when the last population message arrived (for the benchmark). */
+  popReceivedAt = 0;
   errors: { id: number; text: string }[] = [];
   listPage = 0;
   private rid = 0;
-  private sent = { analyze: "", rows: "", stats: new Set<string>(), visual: "" };
+  private sent = { analyze: "", rows: "", stats: new Set<string>(), visual: "", pop: new Set<string>(), thumb: "" };
   private listeners = new Set<(reason: string) => void>();
   private plotly: Promise<any> | null = null;
   private plotlyResolve: ((p: any) => void) | null = null;
@@ -159,6 +195,13 @@ export class App {
     if (vk && !this.visuals.has(vk)) return true;
     return false;
   }
+  popKey(): string {
+    return `${this.get("model_name")}|${this.get("slice")}`;
+  }
+  /** The population of the current model and slice (null until the kernel sent it). */
+  population(): Population | null {
+    return this.pops.get(this.popKey()) ?? null;
+  }
   rowKey(id: number): string {
     return `${this.get("model_name")}|${this.get("slice")}|${id}`;
   }
@@ -201,6 +244,12 @@ export class App {
       this.send({ type: "stats", rid: ++this.rid, model, slice });
     }
 
+    const pk = this.popKey();
+    if (!this.pops.has(pk) && !this.sent.pop.has(pk) && !this.popErrors.has(pk)) {
+      this.sent.pop.add(pk);
+      this.send({ type: "population", rid: ++this.rid, model, slice });
+    }
+
     const vk = this.visualKey();
     if (vk && !this.visuals.has(vk) && vk !== this.sent.visual) {
       const [name, vslice, id, conn] = vk.split("|");
@@ -213,14 +262,52 @@ export class App {
     this.failed.clear();
     this.rowsFailed = false;
   }
+  /** Ask for the population again after an error (a user action). */
+  retryPopulation(): void {
+    const pk = this.popKey();
+    this.popErrors.delete(pk);
+    this.sent.pop.delete(pk);
+    this.ensure();
+    this.emit("population");
+  }
   addSample(text: string): void {
     this.send({ type: "add", rid: ++this.rid, id: text });
   }
   selectAll(): void {
     this.send({ type: "select_all", rid: ++this.rid });
   }
-  fetchSimilar(): void {
-    this.send({ type: "similar", rid: ++this.rid, ids: this.get("selected") });
+  fetchSimilar(k: number): void {
+    this.send({
+      type: "similar",
+      rid: ++this.rid,
+      ids: this.get("selected"),
+      k,
+      model: this.get("model_name"),
+      slice: this.get("slice"),
+    });
+  }
+  /** Click on a dot: the sample joins the list and is viewed. */
+  pick(id: number): void {
+    this.clearFailures();
+    this.send({ type: "pick", rid: ++this.rid, id });
+  }
+  /** A box/lasso selection: the ids travel as one Uint32Array buffer (a copy, never a view). */
+  selectIds(ids: Uint32Array, mode: "replace" | "add"): void {
+    this.clearFailures();
+    this.lastSelectionSent = performance.now();
+    const buf = ids.slice();
+    this.model.send({ type: "select_ids", rid: ++this.rid, mode, slice: this.get("slice"), n: ids.length }, undefined, [buf]);
+  }
+  /** A hover thumbnail (object URL), asked for when missing; null until it arrives. */
+  thumb(id: number): string | null {
+    const k = `${this.get("slice")}|${id}`;
+    const hit = this.thumbs.get(k);
+    if (hit) return hit;
+    if (this.sent.thumb !== k) {
+      this.sent.thumb = k;
+      this.send({ type: "thumb", rid: ++this.rid, slice: this.get("slice"), id });
+    }
+    return null;
   }
   loadPlotly(): Promise<any> {
     const w = window as any;
@@ -265,6 +352,54 @@ export class App {
       case "plotly_js":
         this.installPlotly(buffers[0]);
         break;
+      case "population":
+        this.popReceivedAt = performance.now();
+        this.onPopulation(content, buffers);
+        break;
+      case "population_progress":
+        this.popProgress.set(`${content.model}|${content.slice}`, { done: content.done, total: content.total });
+        this.emit("population-progress");
+        break;
+      case "population_coords": {
+        const p = this.pops.get(`${content.model}|${content.slice}`);
+        if (p && buffers.length) {
+          p.coords = new Float32Array(toBytes(buffers[0]).slice().buffer);
+          p.method = content.method;
+          p.note = content.note ?? null;
+          p.umapPending = !!content.umap_pending;
+          p.version++;
+          this.emit("population-coords");
+        }
+        break;
+      }
+      case "population_error": {
+        const pk = `${content.model}|${content.slice}`;
+        this.popErrors.set(pk, content.message);
+        this.sent.pop.delete(pk);
+        this.emit("population");
+        break;
+      }
+      case "similar": {
+        const key = `${content.model}|${content.slice}`;
+        const sims = new Map<number, number>();
+        content.ids.forEach((id: number, i: number) => sims.set(id, content.similarities[i]));
+        this.similar = { key, query: content.query, ids: content.ids, sims };
+        if (key === this.popKey()) {
+          const sel = this.get<number[]>("selected");
+          const have = new Set(sel);
+          const add = (content.ids as number[]).filter((i) => !have.has(i));
+          if (add.length) this.setTrait("selected", [...sel, ...add]);
+        }
+        this.emit("similar");
+        break;
+      }
+      case "thumb": {
+        const url = URL.createObjectURL(new Blob([toBytes(buffers[0]) as BlobPart], { type: "image/png" }));
+        this.thumbs.put(`${content.slice}|${content.id}`, url);
+        if (this.sent.thumb === `${content.slice}|${content.id}`) this.sent.thumb = "";
+        this.emit("thumb");
+        break;
+      }
       case "error":
         if (content.key) this.failed.set(keyString(content.key), content.message);
         if (content.request === "rows") this.rowsFailed = true;
@@ -289,6 +424,34 @@ export class App {
     if (typeof meta.rid === "number") this.lastAnswerRid = Math.max(this.lastAnswerRid, meta.rid);
     if (this.sent.analyze.split(";").includes(ks)) this.sent.analyze = "";
     this.emit("analysis");
+  }
+
+  private onPopulation(content: any, buffers: Buffer[]): void {
+    const key = `${content.model}|${content.slice}`;
+    const n = content.n as number;
+    try {
+      const coords = new Float32Array(toBytes(buffers[0]).slice().buffer);
+      if (coords.length !== 2 * n) throw new Error(`population: ${coords.length / 2} points, expected ${n}`);
+      const columns = (content.columns as ColumnMeta[]).map((m, i) => decodeColumn(m, buffers[i + 1], n));
+      this.pops.set(key, {
+        key,
+        model: content.model,
+        slice: content.slice,
+        n,
+        coords,
+        method: content.method,
+        note: content.note ?? null,
+        umapPending: !!content.umap_pending,
+        layer: content.layer ?? null,
+        columns,
+        version: 0,
+      });
+      this.popErrors.delete(key);
+    } catch (e) {
+      this.popErrors.set(key, String(e));
+      this.pushError(String(e));
+    }
+    this.emit("population");
   }
 
   private installPlotly(buf: Buffer | undefined): void {

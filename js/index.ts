@@ -6,16 +6,18 @@ import { Controller } from "./panels/controller";
 import { ErrorAnalysis } from "./panels/errors";
 import { Header } from "./panels/header";
 import { SampleList } from "./panels/sampleList";
+import { ScatterPanel } from "./panels/scatter";
 import { Viewer } from "./panels/viewer";
 import css from "./style.css";
 
 const KEY_TRAITS = ["viewed", "algorithm", "label", "connection", "slice", "model_name", "compare"];
-const VIEW_TRAITS = ["selected", "colormap", "opacity", "tab", "grid", "_info"];
+const VIEW_TRAITS = ["selected", "colormap", "opacity", "tab", "grid", "_info", "color_by"];
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
   const app = new App(model);
   const header = new Header(app);
   const list = new SampleList(app);
+  const scatter = new ScatterPanel(app);
   const viewer = new Viewer(app);
   const controller = new Controller(app);
   const errors = new ErrorAnalysis(app);
@@ -28,7 +30,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     h(
       "div",
       { class: "sl-body" },
-      list.el,
+      h("div", { class: "sl-left" }, scatter.el, list.el),
       viewer.el,
       h("div", { class: "sl-side" }, controller.el, errors.el),
     ),
@@ -42,6 +44,8 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
       controller.update();
       return;
     }
+    scatter.update(reason);
+    if (reason === "population-progress" || reason === "population-coords" || reason === "thumb") return;
     header.update();
     list.update();
     viewer.update(reason);
@@ -78,6 +82,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
   return () => {
     for (const [ev, fn] of handlers) model.off(ev, fn);
     unsubscribe();
+    scatter.destroy();
   };
 }
 

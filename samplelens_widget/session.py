@@ -127,11 +127,13 @@ class Session:
             if not callable(fn):
                 raise TypeError(f"visualizers[{name!r}]: expected a callable, got {fn!r}")
         self.batch_size = batch_size
+        self.stats_batch_size = max(batch_size, 128)
         self.lock = threading.RLock()
         self._analyses = _LRU(cache_size)
         self._items = _LRU(256)
         self._images = _LRU(256)
         self._stats: dict[tuple[str, str], dict] = {}
+        self._stats_locks: dict[tuple[str, str], threading.Lock] = {}
         self._num_classes: dict[str, int] = {}
         self._n_inputs: dict[str, int] = {}
         self._label_names_arg = label_names
@@ -326,11 +328,14 @@ class Session:
             tensors.append(o.detach().float().cpu())
         return torch.cat(tensors).numpy()
 
-    def predict(self, model_name: str, slice_name: str, ids: list[int]) -> dict:
+    def predict(
+        self, model_name: str, slice_name: str, ids: list[int], batch_size: int | None = None
+    ) -> dict:
         """Predictions, true labels and losses of some samples (batched)."""
         preds, labels, losses = [], [], []
-        for start in range(0, len(ids), self.batch_size):
-            chunk = ids[start : start + self.batch_size]
+        bs = batch_size or self.batch_size
+        for start in range(0, len(ids), bs):
+            chunk = ids[start : start + bs]
             items = [self.item(slice_name, i) for i in chunk]
             logits = torch.from_numpy(self._logits([it[0] for it in items], model_name))
             logp = torch.log_softmax(logits, dim=1)
@@ -350,20 +355,28 @@ class Session:
     def slice_stats(self, model_name: str, slice_name: str) -> dict:
         """Predictions of the whole slice (cached per (model, slice)): accuracy, confusion."""
         key = (model_name, slice_name)
-        if key not in self._stats:
-            n = self.slice_len(slice_name)
-            p = self.predict(model_name, slice_name, list(range(n)))
-            k = self._num_classes[model_name] if n else 0
-            labelled = (p["labels"] >= 0) & (p["labels"] < k)
-            conf = np.zeros((k, k), dtype=np.int64)
-            np.add.at(conf, (p["labels"][labelled], p["predictions"][labelled]), 1)
-            acc = (
-                float((p["labels"][labelled] == p["predictions"][labelled]).mean())
-                if (labelled.any())
-                else None
-            )
-            self._stats[key] = {**p, "confusion": conf, "accuracy": acc, "num_classes": k}
+        with self.lock:
+            once = self._stats_locks.setdefault(key, threading.Lock())
+        with once:  # computed once even when two threads ask at the same time
+            if key not in self._stats:
+                self._stats[key] = self._slice_stats(model_name, slice_name)
         return self._stats[key]
+
+    def _slice_stats(self, model_name: str, slice_name: str) -> dict:
+        n = self.slice_len(slice_name)
+        # a whole-slice pass: larger batches (much faster per sample on a CPU); the lock is still
+        # taken per batch
+        p = self.predict(model_name, slice_name, list(range(n)), self.stats_batch_size)
+        k = self._num_classes[model_name] if n else 0
+        labelled = (p["labels"] >= 0) & (p["labels"] < k)
+        conf = np.zeros((k, k), dtype=np.int64)
+        np.add.at(conf, (p["labels"][labelled], p["predictions"][labelled]), 1)
+        acc = (
+            float((p["labels"][labelled] == p["predictions"][labelled]).mean())
+            if (labelled.any())
+            else None
+        )
+        return {**p, "confusion": conf, "accuracy": acc, "num_classes": k}
 
     def stats_message(self, model_name: str, slice_name: str) -> dict:
         s = self.slice_stats(model_name, slice_name)

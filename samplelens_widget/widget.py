@@ -3,7 +3,9 @@ the computations live in ``session.py``."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +15,10 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
-from samplelens_widget.data import COLORMAPS, blend
+from samplelens_widget.data import COLORMAPS, blend, png_bytes
+from samplelens_widget.engine.cache import USER_CACHE_DIR
+from samplelens_widget.engine.embed import pack_coords
+from samplelens_widget.population import PROJECTIONS, Population, check_metadata
 from samplelens_widget.session import (
     ALGORITHM_TITLES,
     ALGORITHMS,
@@ -33,6 +38,8 @@ _BUILD_HINT = (
     "`pip install .` (which runs the build)."
 )
 INITIAL_SELECTION = 12
+DEFAULT_K = 8
+THUMB_HOVER = 72
 CAM_TAB, INPUT_TAB = "CAM", "Input"
 
 
@@ -58,6 +65,18 @@ class SampleLens(anywidget.AnyWidget):
         selected: the initial selection (default: the first 12 ids of the slice).
         background: answer the page's requests on a worker thread (the newest request of each
             kind wins, older pending ones are dropped). ``False`` answers them synchronously.
+        embed_layer: the layer whose output places the samples in the population scatter and
+            ranks *Fetch similar* (a module path from ``engine.embed.layer_names(model)``;
+            ``None``: the globally pooled output of the deepest spatial layer).
+        cache_dir: where the features are cached on disk (default: the user's cache directory,
+            ``$SAMPLELENS_CACHE_DIR`` or ``~/.cache/samplelens``); ``None``: memory only.
+        metadata: extra colour-by columns for the scatter: a dict of arrays (column -> one value
+            per sample) or a pandas DataFrame (one row per sample) for the initial slice, or
+            ``{slice name: that}`` for several slices. Numbers are coloured on a scale; strings,
+            bools and integers with at most 256 values as categories.
+        projection: ``"umap"`` (default; a PCA preview first, UMAP computed in the background,
+            the scatter morphs to it) or ``"pca"`` (the PCA map only, no UMAP). The default can
+            be changed with ``$SAMPLELENS_PROJECTION``.
 
     Traits (read and set from Python; the page follows, and the page sets them too):
         selected (list[int]): ids of the selected samples in the current slice.
@@ -73,6 +92,16 @@ class SampleLens(anywidget.AnyWidget):
         opacity (float): heatmap opacity in [0, 1].
         tab (str): the viewer tab: ``"CAM"``, ``"Input"`` or a visualizer's name.
         grid (bool): show the selected samples as a grid of overlays.
+        color_by (str): the scatter's colour: ``"label"``, ``"prediction"``, ``"correct"``,
+            ``"loss"`` or a metadata column.
+
+    The population scatter (left) shows every sample of the slice; its features are computed
+    in the background after the widget shows (a progress bar meanwhile), cached, projected by
+    PCA at once and by UMAP in the background. Click a dot: that sample joins the list and is
+    viewed; box/lasso: the samples inside become the selection (shift: added to it).
+    ``lens.similar(ids, k)`` returns the ``k`` nearest neighbours of ``ids`` (cosine similarity
+    of the features, exact) as ``[(id, similarity), ...]``; the page's *Fetch similar* adds
+    them to the list. ``lens.population()`` returns the features and coordinates.
 
     ``lens.result`` is the CamResult of the viewed sample; ``lens.overlay()`` the current overlay
     as an array and ``lens.export(path)`` as a PNG; ``lens.sample`` the viewed sample as a
@@ -86,6 +115,16 @@ class SampleLens(anywidget.AnyWidget):
     binary buffers. Each answer names its key; the page caches it and shows it only if it still
     wants that key, so a stale answer never replaces a newer one. Depth changes are drawn in the
     page from the maps it holds; the ``depth`` trait follows.
+
+    The population view adds: page -> kernel ``population`` (model, slice; answered on its own
+    worker thread with ``population_progress`` messages while the features are computed, then
+    ``population``: JSON meta + the coordinates as float32 x, y pairs + one buffer per colour
+    column; later ``population_coords`` when UMAP is ready, or ``population_error``),
+    ``pick`` (a clicked dot: add and view it), ``select_ids`` (a box/lasso: ``mode`` "replace"
+    or "add", the ids as ONE uint32 buffer), ``thumb`` (a hover thumbnail: answered with a PNG)
+    and ``similar`` (ids, k: answered with ``similar``, the neighbours and their similarities,
+    which the page adds to ``selected``). Selections travel as messages, never as traits that
+    a hover could overwrite; ``selected`` stays the one selection of page and Python.
     """
 
     _esm = _ESM_PATH
@@ -103,6 +142,7 @@ class SampleLens(anywidget.AnyWidget):
     opacity = t.Float(0.5).tag(sync=True)
     tab = t.Unicode(CAM_TAB).tag(sync=True)
     grid = t.Bool(False).tag(sync=True)
+    color_by = t.Unicode("label").tag(sync=True)
     _info = t.Dict().tag(sync=True)
 
     def __init__(
@@ -117,6 +157,10 @@ class SampleLens(anywidget.AnyWidget):
         models: Mapping[str, nn.Module] | None = None,
         selected: list[int] | None = None,
         background: bool = True,
+        embed_layer: str | None = None,
+        cache_dir: Any = USER_CACHE_DIR,
+        metadata: Any = None,
+        projection: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not _ESM_PATH.exists():
@@ -174,9 +218,27 @@ class SampleLens(anywidget.AnyWidget):
         self._session = Session(
             all_models, all_slices, label_names=label_names, visualizers=vis, device=device
         )
+        if projection is None:
+            projection = os.environ.get("SAMPLELENS_PROJECTION", "umap")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection: {projection!r} is unknown; allowed: {list(PROJECTIONS)}")
+        if embed_layer is not None and not isinstance(embed_layer, str):
+            raise TypeError(
+                "embed_layer: expected a layer name (str) or None, got "
+                f"{type(embed_layer).__name__}"
+            )
+        self._population = Population(
+            self._session,
+            embed_layer=embed_layer,
+            cache_dir=cache_dir,
+            projection=projection,
+            metadata=self._check_metadata(metadata, all_slices, initial_slice),
+        )
+        self._population.check_embed_layer(initial_model)
         self._background = background
         self._worker: LatestWorker | None = None
         self._stats_worker: LatestWorker | None = None
+        self._pop_worker: LatestWorker | None = None
         super().__init__(**kwargs)
 
         s = self._session
@@ -190,7 +252,9 @@ class SampleLens(anywidget.AnyWidget):
             "algorithms": [[a, ALGORITHM_TITLES[a]] for a in ALGORITHMS],
             "colormaps": list(COLORMAPS),
             "visualizers": list(vis),
-            "similar": hasattr(self, "similar"),
+            "similar": True,
+            "projection": projection,
+            "columns": {name: self._population.columns(name) for name in all_slices},
         }
         with self.hold_trait_notifications():
             self.slice = initial_slice
@@ -209,18 +273,46 @@ class SampleLens(anywidget.AnyWidget):
     def _slice_len(self) -> int:
         return self._session.slice_len(self.slice) if self.slice else 0
 
+    def _check_metadata(self, metadata: Any, slices: dict, initial: str) -> dict:
+        if metadata is None:
+            return {}
+        if isinstance(metadata, Mapping) and metadata and all(k in slices for k in metadata):
+            return {
+                name: check_metadata(m, self._session.slice_len(name), f"metadata[{name!r}]")
+                for name, m in metadata.items()
+            }
+        return {initial: check_metadata(metadata, self._session.slice_len(initial))}
+
     @t.validate("selected")
     def _v_selected(self, proposal):
         value = proposal["value"]
+        n = self._slice_len()
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
         out: list[int] = []
+        seen: set[int] = set()
         for i in value:
-            try:
-                i = self._session.check_id(self.slice, i)
-            except ValueError as exc:
-                raise t.TraitError(f"selected: {exc}") from None
-            if i not in out:
+            if type(i) is int and 0 <= i < n:  # the common case, fast for 100k ids
+                pass
+            else:
+                try:
+                    i = self._session.check_id(self.slice, i)
+                except ValueError as exc:
+                    raise t.TraitError(f"selected: {exc}") from None
+            if i not in seen:
+                seen.add(i)
                 out.append(i)
         return out
+
+    @t.validate("color_by")
+    def _v_color_by(self, proposal):
+        value = proposal["value"]
+        allowed = [k for k, _ in self._population.columns(self.slice)] if self.slice else []
+        if value not in allowed:
+            if self._from_page("color_by"):
+                return "label"
+            raise t.TraitError(f"color_by: {value!r} is not one of {allowed}")
+        return value
 
     @t.validate("viewed")
     def _v_viewed(self, proposal):
@@ -336,6 +428,8 @@ class SampleLens(anywidget.AnyWidget):
             self.connection = 0
             self.selected = list(range(min(INITIAL_SELECTION, n)))
             self.viewed = self.selected[0] if self.selected else None
+            if self.color_by not in [k for k, _ in self._population.columns(self.slice)]:
+                self.color_by = "label"
 
     @t.observe("selected")
     def _on_selected(self, change):
@@ -410,19 +504,52 @@ class SampleLens(anywidget.AnyWidget):
         Image.fromarray(self.overlay(depth)).save(path, format="PNG")
         return path
 
+    def similar(self, ids: Any = None, k: int = DEFAULT_K) -> list[tuple[int, float]]:
+        """The ``k`` samples most similar to ``ids`` (default: the selection), the ids
+        themselves left out: ``[(id, cosine similarity), ...]``, most similar first. Exact
+        cosine similarity of the features (``embed_layer``), with torch on the model's device;
+        the features are computed first if they are not yet. ``k``: 1..N - len(ids)."""
+        if ids is None:
+            ids = list(self.selected)
+        return self._population.similar(self.model_name, self.slice, ids, k)
+
+    def population(self) -> dict:
+        """The population of the current model and slice (computed if needed): ``features``
+        (N, D), ``coords`` (N, 2) as shown (UMAP once ready, else PCA), ``method``, ``layer``,
+        ``note``."""
+        st = self._population.ensure(self.model_name, self.slice)
+        return {
+            "features": st.features,
+            "coords": st.coords,
+            "method": st.method,
+            "layer": st.layer,
+            "note": st.note,
+        }
+
     def wait(self, timeout: float = 30.0) -> bool:
         """Wait until the page's pending requests are answered (for scripts and tests)."""
         ok = True
-        for worker in (self._worker, self._stats_worker):
+        for worker in (self._worker, self._stats_worker, self._pop_worker):
             if worker is not None:
                 ok = worker.wait_idle(timeout) and ok
         return ok
 
+    def wait_umap(self, timeout: float = 120.0) -> bool:
+        """Wait until the UMAP map of the current model and slice is ready (or has fallen back
+        to PCA); False on timeout. Starts nothing."""
+        st = self._population.state(self.model_name, self.slice)
+        if st.background is None:
+            return st.umap is not None
+        return st.done.wait(timeout)
+
     def close(self) -> None:
-        for name in ("_worker", "_stats_worker"):
+        for name in ("_worker", "_stats_worker", "_pop_worker"):
             worker = getattr(self, name, None)
             if worker is not None:
                 worker.close()
+        pop = getattr(self, "_population", None)
+        if pop is not None:
+            pop.close()
         super().close()
 
     # -------------------------------------------------------------- messages
@@ -438,13 +565,13 @@ class SampleLens(anywidget.AnyWidget):
                 self._add_sample(content.get("id"))
             elif kind == "select_all":
                 self.selected = list(range(self._slice_len()))
-            elif kind == "similar":
-                fn = getattr(self, "similar", None)
-                if fn is None:
-                    self._send_error("Fetch similar needs the population view (coming)")
-                else:
-                    fn(content.get("ids") or self.selected, content.get("k", 8))
-            elif kind in ("analyze", "rows", "stats", "visual", "plotly_js"):
+            elif kind == "pick":
+                self._add_sample(content.get("id"))
+            elif kind == "select_ids":
+                self._select_ids(content, buffers)
+            elif kind in ("population", "similar"):
+                self._submit(kind, content)
+            elif kind in ("analyze", "rows", "stats", "visual", "plotly_js", "thumb"):
                 self._submit(kind, content)
             else:
                 self._send_error(f"unknown request type {kind!r}")
@@ -462,9 +589,36 @@ class SampleLens(anywidget.AnyWidget):
             self.selected = [*self.selected, sample_id]
         self.viewed = sample_id
 
+    def _select_ids(self, content: dict, buffers: list) -> None:
+        """A box/lasso selection: ids as one uint32 buffer; mode "replace" or "add"."""
+        if buffers:
+            ids = np.frombuffer(memoryview(buffers[0]).tobytes(), dtype="<u4").tolist()
+        else:
+            ids = [int(i) for i in content.get("ids") or []]
+        if content.get("slice") not in (None, self.slice):
+            return  # drawn on another slice's scatter: stale
+        n = self._slice_len()
+        bad = [i for i in ids if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"selection: sample id {bad[0]} is out of range 0..{n - 1}")
+        if content.get("mode") == "add":
+            have = set(self.selected)
+            ids = [*self.selected, *[i for i in ids if i not in have]]
+        if not ids:
+            return
+        with self.hold_trait_notifications():
+            self.selected = ids
+            if self.viewed not in set(ids):
+                self.viewed = ids[0]
+
     def _submit(self, kind: str, content: dict) -> None:
         if not self._background:
             self._handle(kind, content)
+            return
+        if kind in ("population", "similar"):  # slow (the whole slice): their own thread
+            if self._pop_worker is None:
+                self._pop_worker = LatestWorker(self._handle, ("population", "similar"))
+            self._pop_worker.submit(kind, content)
             return
         if kind == "stats":  # slow (the whole slice): its own thread, so analyses interleave
             if self._stats_worker is None:
@@ -472,7 +626,9 @@ class SampleLens(anywidget.AnyWidget):
             self._stats_worker.submit(kind, content)
             return
         if self._worker is None:
-            self._worker = LatestWorker(self._handle, ("analyze", "rows", "visual", "plotly_js"))
+            self._worker = LatestWorker(
+                self._handle, ("analyze", "rows", "visual", "thumb", "plotly_js")
+            )
         self._worker.submit(kind, content)
 
     def _handle(self, kind: str, content: dict) -> None:
@@ -529,5 +685,100 @@ class SampleLens(anywidget.AnyWidget):
                 self.send(meta, buffers=buffers)
             elif kind == "plotly_js":
                 self.send({"type": "plotly_js", "rid": rid}, buffers=[plotly_js_bytes()])
+            elif kind == "thumb":
+                slice_name, sample_id = str(content["slice"]), int(content["id"])
+                img = s.image(slice_name, sample_id, 0)
+                self.send(
+                    {"type": "thumb", "rid": rid, "slice": slice_name, "id": sample_id},
+                    buffers=[png_bytes(img, size=(THUMB_HOVER, THUMB_HOVER))],
+                )
+            elif kind == "population":
+                self._handle_population(content)
+            elif kind == "similar":
+                self._handle_similar(content)
         except Exception as exc:  # reported in the widget, never kills the worker
             self._send_error(f"{type(exc).__name__}: {exc}", rid=rid, request=kind)
+
+    # ----------------------------------------------------------- population
+    def _handle_population(self, content: dict) -> None:
+        rid = content.get("rid")
+        model_name, slice_name = str(content["model"]), str(content["slice"])
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done in (0, total) or now - last[0] > 0.1:
+                last[0] = now
+                self.send(
+                    {
+                        "type": "population_progress",
+                        "model": model_name,
+                        "slice": slice_name,
+                        "done": int(done),
+                        "total": int(total),
+                    }
+                )
+
+        def on_umap(st) -> None:
+            try:
+                meta = {
+                    "type": "population_coords",
+                    "model": st.model,
+                    "slice": st.slice,
+                    "method": st.method,
+                    "note": st.note,
+                    "umap_pending": False,
+                }
+                coords = st.coords
+                self.send(meta, buffers=[pack_coords(coords)])
+            except Exception:  # the comm may be closed by now
+                pass
+
+        try:
+            self._population.ensure(model_name, slice_name, progress=progress, on_umap=on_umap)
+            meta, buffers = self._population.message(model_name, slice_name)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            self.send(
+                {
+                    "type": "population_error",
+                    "rid": rid,
+                    "model": model_name,
+                    "slice": slice_name,
+                    "message": message,
+                }
+            )
+            self._send_error(message, rid=rid, request="population")
+            return
+        meta["rid"] = rid
+        self.send(meta, buffers=buffers)
+
+    def _handle_similar(self, content: dict) -> None:
+        rid = content.get("rid")
+        ids = content.get("ids")
+        if ids is None:
+            ids = list(self.selected)
+        k = content.get("k", DEFAULT_K)
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        try:
+            found = self._population.similar(
+                str(content.get("model", self.model_name)),
+                str(content.get("slice", self.slice)),
+                [int(i) for i in ids],
+                k,
+            )
+        except Exception as exc:
+            self._send_error(f"Fetch similar: {type(exc).__name__}: {exc}", rid=rid)
+            return
+        self.send(
+            {
+                "type": "similar",
+                "rid": rid,
+                "model": content.get("model", self.model_name),
+                "slice": content.get("slice", self.slice),
+                "query": [int(i) for i in ids],
+                "ids": [i for i, _ in found],
+                "similarities": [s for _, s in found],
+            }
+        )

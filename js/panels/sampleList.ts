@@ -16,6 +16,14 @@ export class SampleList {
   }) as HTMLInputElement;
   private count = h("span", { class: "sl-muted" });
   private similar: HTMLButtonElement;
+  private kInput = h("input", {
+    class: "sl-input sl-k",
+    type: "number",
+    min: 1,
+    value: 8,
+    title: "How many similar samples to fetch (k)",
+    "data-role": "similar-k",
+  }) as HTMLInputElement;
   private sig = "";
 
   constructor(private app: App) {
@@ -31,10 +39,22 @@ export class SampleList {
     });
     this.similar = h(
       "button",
-      { class: "sl-btn", "data-role": "similar", title: "needs the population view (coming)", disabled: true },
+      { class: "sl-btn", "data-role": "similar", title: "Add the k nearest neighbours of the selection" },
       "Fetch similar",
     ) as HTMLButtonElement;
-    this.similar.addEventListener("click", () => app.fetchSimilar());
+    stopKeys(this.kInput);
+    const fetch = () => {
+      const k = Number(this.kInput.value);
+      if (!Number.isInteger(k) || k < 1) {
+        app.pushError(`k: ${JSON.stringify(this.kInput.value)} is not a whole number >= 1`);
+        return;
+      }
+      app.fetchSimilar(k);
+    };
+    this.similar.addEventListener("click", fetch);
+    this.kInput.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") fetch();
+    });
     this.el = h(
       "div",
       { class: "sl-panel sl-list", "data-role": "sample-list" },
@@ -44,6 +64,8 @@ export class SampleList {
         { class: "sl-toolbar" },
         h("button", { class: "sl-btn", "data-role": "select-all", onclick: () => app.selectAll() }, "Select all"),
         this.similar,
+        h("label", { class: "sl-muted", title: "k" }, "k"),
+        this.kInput,
       ),
       h(
         "div",
@@ -70,11 +92,10 @@ export class SampleList {
     const sel = app.get<number[]>("selected");
     const ids = app.pageIds();
     const viewed = app.get<number | null>("viewed");
-    const hasSimilar = !!app.info.similar;
-    this.similar.disabled = !hasSimilar;
-    this.similar.title = hasSimilar ? "Add the nearest neighbours of the selection" : "needs the population view (coming)";
+    this.similar.disabled = !sel.length;
+    const sim = app.similar && app.similar.key === app.popKey() ? app.similar : null;
     const rowsReady = ids.map((id) => (app.rows.has(app.rowKey(id)) ? 1 : 0)).join("");
-    const sig = `${app.get("model_name")}|${app.get("slice")}|${viewed}|${app.listPage}|${ids.join(",")}|${rowsReady}`;
+    const sig = `${app.get("model_name")}|${app.get("slice")}|${viewed}|${app.listPage}|${ids.join(",")}|${rowsReady}|${sim ? sim.ids.join(",") : ""}`;
     if (sig === this.sig) return;
     this.sig = sig;
     this.count.textContent = `(${sel.length})`;
@@ -82,12 +103,14 @@ export class SampleList {
     for (const id of ids) {
       const r = app.rows.get(app.rowKey(id));
       const wrong = r && r.label !== null && r.label !== r.prediction;
+      const s = sim?.sims.get(id);
       const row = h(
         "div",
         {
-          class: `sl-row${id === viewed ? " sl-active" : ""}`,
+          class: `sl-row${id === viewed ? " sl-active" : ""}${s !== undefined ? " sl-similar" : ""}`,
           "data-id": String(id),
-          title: `sample ${id}`,
+          "data-similar": s !== undefined ? s.toFixed(4) : undefined,
+          title: s !== undefined ? `sample ${id} (similarity ${s.toFixed(3)})` : `sample ${id}`,
           onclick: () => {
             app.clearFailures();
             app.setTrait("viewed", id);

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
+
+# Browser tests never run UMAP (numba compiles for tens of seconds): widgets made by the notebooks'
+# kernels show the PCA map only. Their feature caches go to a temporary folder.
+os.environ["SAMPLELENS_PROJECTION"] = "pca"
+os.environ.setdefault("SAMPLELENS_CACHE_DIR", tempfile.mkdtemp(prefix="samplelens-ui-cache-"))
 
 
 def _unavailable(reason: str) -> None:
