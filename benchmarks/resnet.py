@@ -1,32 +1,13 @@
 """A ResNet-18-shaped model in plain torch (torchvision does not import beside the CPU torch
-build here): the same layers, shapes and in-place ReLUs as torchvision's ``resnet18``."""
+build here): the same layers, shapes and in-place ReLUs as torchvision's ``resnet18``, built
+from the demo's torchvision-style ``BasicBlock``."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
+from samplelens_widget.demo.model import BasicBlock
 
 
 class ResNet18(nn.Module):
