@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from samplelens_widget.engine.items import split_item
+from samplelens_widget.engine.items import dataset_length, split_item
 
 __all__ = [
     "FORMAT_VERSION",
@@ -127,12 +127,7 @@ def dataset_fingerprint(dataset) -> str:
 
     A fingerprint, not a full hash: two data sets that differ only in items it does not read get
     the same one. Reading every item would cost as much as a pass of the model on the CPU."""
-    try:
-        n = len(dataset)
-    except TypeError as err:
-        raise TypeError(
-            f"dataset: expected a map-style data set (len(ds), ds[i]), got {type(dataset).__name__}"
-        ) from err
+    n = dataset_length(dataset)
     h = hashlib.sha256()
     h.update(f"{n}\n".encode())
     for i in _fingerprint_indices(n):

@@ -28,7 +28,7 @@ from samplelens_widget.engine.cache import (
     model_hash,
 )
 from samplelens_widget.engine.capture import eval_mode, leaf_modules
-from samplelens_widget.engine.items import split_item
+from samplelens_widget.engine.items import dataset_length, split_item
 
 __all__ = [
     "Features",
@@ -56,12 +56,7 @@ def _check_model(model) -> None:
 
 
 def _check_dataset(dataset) -> int:
-    try:
-        n = len(dataset)
-    except TypeError as err:
-        raise TypeError(
-            f"dataset: expected a map-style data set (len(ds), ds[i]), got {type(dataset).__name__}"
-        ) from err
+    n = dataset_length(dataset)
     if n == 0:
         raise ValueError("dataset: it is empty; the population view needs at least one sample")
     return n

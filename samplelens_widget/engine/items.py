@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["split_item"]
+__all__ = ["dataset_length", "split_item"]
 
 
 def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
@@ -54,3 +54,13 @@ def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
     else:
         label = int(y)
     return tuple(out), label
+
+
+def dataset_length(dataset) -> int:
+    """``len(dataset)``, or a ``TypeError`` naming the argument when it is not a map-style one."""
+    try:
+        return len(dataset)
+    except TypeError as err:
+        raise TypeError(
+            f"dataset: expected a map-style data set (len(ds), ds[i]), got {type(dataset).__name__}"
+        ) from err
