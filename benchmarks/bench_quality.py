@@ -26,9 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samplelens_widget import CamEngine  # noqa: E402
 from samplelens_widget.demo import load_demo  # noqa: E402
+from samplelens_widget.engine import ALGORITHMS  # noqa: E402
 from samplelens_widget.engine.metrics import auc, perturbation_curves, pointing_energy  # noqa: E402
-
-TITLES = {"gradcam": "GradCAM", "layercam": "LayerCAM", "focus_layercam": "Focus Layer CAM"}
 
 
 def heatmaps(engine, images, labels, algorithm, depths, batch=100):
@@ -78,7 +77,8 @@ def main() -> None:
     print("| algorithm | depth | layer | energy (pointing) ↑ | deletion AUC ↓ | insertion AUC ↑ |")
     print("|---|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {TITLES[r['algorithm']]} | {r['where']} ({r['depth']}) | `{r['layer']}` | "
+        title = ALGORITHMS[r["algorithm"]].title
+        print(f"| {title} | {r['where']} ({r['depth']}) | `{r['layer']}` | "
               f"{r['energy']:.3f} | {r['deletion']:.3f} | {r['insertion']:.3f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"n": n, "accuracy": acc, "uniform_energy": uniform,
