@@ -41,13 +41,16 @@ def register(name: str, title: str, refine: Refine | None = None):
 
 def gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """GradCAM (Selvaraju et al. 2017): ReLU(sum_k mean_ij(dy/dA_k) * A_k)."""
+    n, c, h, w = acts.shape
     weights = grads.mean(dim=(2, 3))
-    return F.relu(torch.einsum("nc,nchw->nhw", weights, acts))
+    # one (1 x C) @ (C x hw) product per sample: reads the activations once, in place
+    return F.relu(torch.bmm(weights[:, None, :], acts.reshape(n, c, h * w)).reshape(n, h, w))
 
 
 def layercam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """LayerCAM (Jiang et al. 2021): ReLU(sum_k ReLU(dy/dA_k) * A_k), element-wise."""
-    return F.relu((F.relu(grads) * acts).sum(dim=1))
+    weighted = grads.clamp(min=0)  # a new tensor: the gradient itself is still in use
+    return F.relu(weighted.mul_(acts).sum(dim=1))
 
 
 def focus_gate(
