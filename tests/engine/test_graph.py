@@ -7,6 +7,7 @@ import torch
 
 from samplelens_widget import CamEngine
 from tests.engine.archs import (
+    IdentityShortcuts,
     ThreeConvs,
     TinyDenseNet,
     TinyResNet,
@@ -56,6 +57,18 @@ def test_resnet_residual_depths_follow_the_longest_path():
     assert d["layer2.relu#2"] == 15
     assert "avgpool" not in d  # a 1x1 output is not a spatial map
     assert max(d.values()) == 15
+
+
+@pytest.mark.parametrize("empty_sequential", [False, True])
+def test_identity_shortcuts_keep_every_layer(empty_sequential):
+    """A shortcut module that returns its input unchanged is captured at a node made before it
+    ran; the block's convs, which run before it, must still find their way to the input."""
+    d = depths(seeded(IdentityShortcuts, empty_sequential=empty_sequential),
+               torch.randn(1, 3, 8, 8))
+    # stem 1; block 1: conv1 2, conv2 3, shortcut (the stem's relu output, one layer on) 2;
+    # block 2 sees the sum after block 1's relu: conv1 4, conv2 5, shortcut 4
+    assert d == {"stem": 1, "b1.conv1": 2, "b1.conv2": 3, "b1.shortcut": 2,
+                 "b2.conv1": 4, "b2.conv2": 5, "b2.shortcut": 4}
 
 
 def test_dense_concatenations():
