@@ -19,6 +19,7 @@ from torch import nn
 from samplelens_widget.data import Sample, png_bytes, split_item, tensor_to_image
 from samplelens_widget.engine import ALGORITHMS as CAM_ALGORITHMS
 from samplelens_widget.engine import CamEngine, CamResult
+from samplelens_widget.engine.capture import eval_mode
 
 __all__ = ["AnalysisKey", "Session", "LatestWorker", "to_uint8"]
 
@@ -307,18 +308,12 @@ class Session:
         model = self.models[model_name]
         device = self.engines[model_name].device
         n_in = len(batch_inputs[0])
-        with self.lock, torch.no_grad():
-            was_training = model.training
-            model.eval()
+        with self.lock, eval_mode(model), torch.no_grad():
             try:
-                try:
-                    xs = [torch.stack([b[j] for b in batch_inputs]).to(device) for j in range(n_in)]
-                    out = model(*xs)
-                    outs = [out]
-                except RuntimeError:  # ragged sizes: one at a time
-                    outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
-            finally:
-                model.train(was_training)
+                xs = [torch.stack([b[j] for b in batch_inputs]).to(device) for j in range(n_in)]
+                outs = [model(*xs)]
+            except RuntimeError:  # ragged sizes: one at a time
+                outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
         tensors = []
         for o in outs:
             if isinstance(o, (tuple, list)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -35,14 +37,19 @@ class CamEngine:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        if device is None:
-            first = next(iter(model.parameters()), None)
-            if first is None:
-                first = next(iter(model.buffers()), None)
-            device = first.device if first is not None else torch.device("cpu")
-        self.device = torch.device(device)
+        self._device = None if device is None else torch.device(device)
         # Outputs a later in-place operation changes; learned on the first pass that sees it.
         self._clone: set[str] = set()
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs go: the ``device`` given, else where the model's parameters are now."""
+        if self._device is not None:
+            return self._device
+        first = next(iter(self.model.parameters()), None)
+        if first is None:
+            first = next(iter(self.model.buffers()), None)
+        return first.device if first is not None else torch.device("cpu")
 
     def __repr__(self) -> str:
         return f"CamEngine({type(self.model).__name__}, device={str(self.device)!r})"
@@ -69,6 +76,12 @@ class CamEngine:
             logits, captures, infos, batch = self._forward(tensors, connection)
             targets = checks.targets_for(label, logits)
             score = logits.gather(1, targets[:, None]).sum()
+            if not score.requires_grad:
+                raise ValueError(
+                    f"model: its output does not depend on input {connection} through autograd "
+                    f"(is it detached, or computed under torch.no_grad inside the model?); the "
+                    f"maps need the gradient of the logits"
+                )
             maps = self._backward(score, captures, infos, algo.layer_map)
             del captures, score
         with torch.no_grad():
@@ -125,6 +138,8 @@ class CamEngine:
             with capture_outputs(self.model, self._clone) as captured:
                 try:
                     output = self.model(*[x.clone() if x.requires_grad else x for x in batch])
+                except torch.OutOfMemoryError:
+                    raise
                 except Exception as err:
                     raise ValueError(
                         f"inputs: the model rejected the inputs ({checks.describe_inputs(batch)})"
@@ -134,12 +149,19 @@ class CamEngine:
             if not changed - self._clone:
                 break
             self._clone |= changed  # run again, handing those outputs on as copies
+        if changed:  # copies did not keep them: something rewrites them through another view
+            warnings.warn(
+                f"layers {sorted(changed)} are rewritten in place after they run, even when "
+                f"handed on as copies; their maps are left out",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         logits = checks.logits_of(output)
         depth = depths_for(dependencies(captured, batch), connection)
         infos = [
             LayerInfo(c.name, depth[i], tuple(c.tensor.shape[1:]))
             for i, c in enumerate(captured)
-            if i in depth
+            if i in depth and c.name not in changed
         ]
         if not infos:
             raise ValueError(

@@ -6,6 +6,8 @@ every path, errors included.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,16 +45,36 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The one lock of ``model`` that every analysis and feature pass of this package holds."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode; restore each module's own flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
+    """Hold the model's lock and put every module in eval mode; afterwards restore each
+    module's own flag, unless something else has switched it back to training meanwhile.
+
+    The lock makes the package's own passes over one model (the widget's worker threads, the
+    population's feature pass, a call from the notebook) take turns, so that none of them sees
+    another's hooks or restores another's mode."""
+    with model_lock(model):
+        flags = [(m, m.training) for m in model.modules()]
+        try:
+            model.eval()
+            yield
+        finally:
+            for m, flag in flags:
+                if not m.training:  # still as we left it
+                    m.training = flag
 
 
 @contextmanager
@@ -65,9 +87,12 @@ def capture_outputs(model: nn.Module, clone: set[str]) -> Iterator[list[Capture]
     """
     captures: list[Capture] = []
     calls: dict[str, int] = {}
+    owner = threading.get_ident()
 
     def make_hook(path: str):
         def hook(module, args, output):
+            if threading.get_ident() != owner:  # someone else's forward: not ours to record
+                return None
             n = calls[path] = calls.get(path, 0) + 1
             name = path if n == 1 else f"{path}#{n}"
             if not is_spatial(output) or not output.requires_grad:

@@ -257,3 +257,50 @@ def test_cuda_maps_match_the_cpu_and_stay_on_the_device():
     assert gpu.map_tensor("conv1").device.type == "cuda"
     for info in cpu.layers:
         np.testing.assert_allclose(gpu.raw(info.name), cpu.raw(info.name), rtol=1e-3, atol=1e-5)
+
+
+def test_a_detached_output_gets_a_clear_error():
+    class Detached(TwoBranches):
+        def forward(self, x):
+            return super().forward(x).detach()
+
+    with pytest.raises(ValueError, match=r"model: its output does not depend on input 0"):
+        CamEngine(seeded(Detached)).explain(torch.randn(1, 3, 8, 8))
+
+
+def test_the_device_follows_the_model_when_none_was_given():
+    model = seeded(TwoBranches)
+    eng = CamEngine(model)
+    pinned = CamEngine(model, device="cpu")
+    model.to("meta")  # moved after the engines were made
+    assert eng.device == torch.device("meta")
+    assert pinned.device == torch.device("cpu")
+
+
+def test_concurrent_explains_on_one_model_each_see_only_their_own_forward():
+    """Two threads (say the widget's worker and the notebook) explaining the same model take
+    turns: neither records the other's forward, so names never gain a stray ``#2``."""
+    import threading
+
+    model = seeded(TinyResNet)
+    expected = [i.name for i in CamEngine(model).layers(torch.randn(1, 3, 16, 16))]
+    seen, errors = [], []
+
+    def work(seed):
+        try:
+            eng = CamEngine(model)
+            g = torch.Generator().manual_seed(seed)
+            for _ in range(8):
+                res = eng.explain(torch.randn(2, 3, 16, 16, generator=g), algorithm="layercam")
+                seen.append([i.name for i in res.layers])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(seen) == 24 and all(names == expected for names in seen)
+    assert not model.training and all(not m._forward_hooks for m in model.modules())

@@ -335,3 +335,34 @@ def test_out_of_range_values_from_the_page_are_clamped_not_raised(lens):
     assert lens.label is None
     with pytest.raises(Exception, match="depth"):
         lens.depth = deepest + 10  # from Python it is an error
+
+
+def test_the_users_model_is_left_as_it_was(data):
+    """A mixed train/eval model (a frozen BatchNorm in a model being fine-tuned, say) keeps each
+    module's own flag, its weights, its requires_grad flags, no .grad and no hooks, after the
+    widget analysed samples, predicted the slice and computed the population."""
+    net = TinyNet()
+    net.train()
+    first = next(m for m in net.modules() if m is not net and next(m.children(), None) is None)
+    first.eval()
+    flags = {name: m.training for name, m in net.named_modules()}
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    grads = {k: p.requires_grad for k, p in net.named_parameters()}
+    w = SampleLens(net, data["val"], slices=data, label_names=NAMES, background=False,
+                   cache_dir=None, projection="pca")
+    w.send = lambda content, buffers=None: None
+    try:
+        w.selected = [0, 1, 2]
+        w.viewed = 1
+        _ = w.result
+        w._on_msg(w, {"type": "rows", "model": "model", "slice": "val", "ids": [0, 1]}, [])
+        w._on_msg(w, {"type": "stats", "model": "model", "slice": "val"}, [])
+        w.similar([0], k=3)
+        w.wait()
+    finally:
+        w.close()
+    assert {name: m.training for name, m in net.named_modules()} == flags
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in weights.items())
+    assert {k: p.requires_grad for k, p in net.named_parameters()} == grads
+    assert all(p.grad is None for p in net.parameters())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
