@@ -11,6 +11,7 @@ Pure torch + numpy; nothing from the widget.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,8 +156,11 @@ def _pool(output, layer: str, batch: int) -> torch.Tensor:
 def _layer_hook(module: nn.Module, layer: str, call: int):
     """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
     state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
+    owner = threading.get_ident()
 
     def hook(_module, _args, output):
+        if threading.get_ident() != owner:  # someone else's forward: not ours to record
+            return
         state["calls"] += 1
         if state["calls"] == call:
             state["out"] = _pool(output, layer, state["batch"])
@@ -229,10 +233,11 @@ def extract_features(
     features: np.ndarray | None = None
     if progress is not None:
         progress(0, n)
-    with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call) as state:
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
+        # the model's lock per batch: an interactive analysis can slip in between batches
+        with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call) as state:
             state.update(calls=0, out=None, batch=stop - start)
             try:
                 model(*batch)
@@ -242,19 +247,19 @@ def extract_features(
                 raise _rejected(batch, start, stop, err) from err
             except Exception as err:
                 raise _rejected(batch, start, stop, err) from err
-            if state["out"] is None:
-                count = state["calls"]
-                raise ValueError(
-                    f"layer: {name!r} is never computed: module {path!r} is called {count} "
-                    f"time(s) per forward"
-                    + (f"; allowed: {_call_names(path, count)}" if count else "")
-                )
-            out = state["out"]
-            if features is None:
-                features = np.empty((n, out.shape[1]), dtype=np.float32)
-            features[start:stop] = out.cpu().numpy()
-            if progress is not None:
-                progress(stop, n)
+        if state["out"] is None:
+            count = state["calls"]
+            raise ValueError(
+                f"layer: {name!r} is never computed: module {path!r} is called {count} "
+                f"time(s) per forward"
+                + (f"; allowed: {_call_names(path, count)}" if count else "")
+            )
+        out = state["out"]
+        if features is None:
+            features = np.empty((n, out.shape[1]), dtype=np.float32)
+        features[start:stop] = out.cpu().numpy()
+        if progress is not None:
+            progress(stop, n)
     assert features is not None
     return features, name
 
