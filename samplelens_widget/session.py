@@ -20,6 +20,7 @@ from samplelens_widget.data import Sample, png_bytes, split_item, tensor_to_imag
 from samplelens_widget.engine import ALGORITHMS as CAM_ALGORITHMS
 from samplelens_widget.engine import CamEngine, CamResult
 from samplelens_widget.engine.capture import eval_mode
+from samplelens_widget.engine.inputs import logits_of
 
 __all__ = ["AnalysisKey", "Session", "LatestWorker", "to_uint8"]
 
@@ -314,14 +315,7 @@ class Session:
                 outs = [model(*xs)]
             except RuntimeError:  # ragged sizes: one at a time
                 outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
-        tensors = []
-        for o in outs:
-            if isinstance(o, (tuple, list)):
-                o = o[0]
-            if isinstance(o, Mapping):
-                o = o.get("logits", next(iter(o.values())))
-            tensors.append(o.detach().float().cpu())
-        return torch.cat(tensors).numpy()
+        return torch.cat([logits_of(o).detach().float().cpu() for o in outs]).numpy()
 
     def predict(
         self, model_name: str, slice_name: str, ids: list[int], batch_size: int | None = None

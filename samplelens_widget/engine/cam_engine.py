@@ -127,7 +127,7 @@ class CamEngine:
     def _forward(self, tensors: list[torch.Tensor], connection: int):
         """One forward with capture hooks. Returns (logits, {name: Capture}, the layers of
         ``connection`` in execution order, the batched inputs)."""
-        tensors, _ = checks.add_batch_dim(tensors, connection)
+        tensors = checks.add_batch_dim(tensors, connection)
         batch = [self._prepare(t) for t in tensors]
         if not batch[connection].requires_grad:
             raise ValueError(

@@ -3,7 +3,7 @@ matrices (N, D) and int arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,13 +30,13 @@ def to_tensors(inputs) -> list[torch.Tensor]:
     return tensors
 
 
-def add_batch_dim(tensors: list[torch.Tensor], connection: int) -> tuple[list[torch.Tensor], bool]:
+def add_batch_dim(tensors: list[torch.Tensor], connection: int) -> list[torch.Tensor]:
     """A 3-D connection input is one sample: give every input a batch dimension of one."""
     x = tensors[connection]
     if x.dim() == 3:
-        return [t.unsqueeze(0) for t in tensors], True
+        return [t.unsqueeze(0) for t in tensors]
     if x.dim() == 4:
-        return tensors, False
+        return tensors
     raise ValueError(
         f"inputs: input {connection} (the connection) has shape {tuple(x.shape)}; the heatmap "
         f"needs an image, (C,H,W) for one sample or (N,C,H,W) for a batch"
@@ -87,12 +87,18 @@ def targets_for(label, logits: torch.Tensor) -> torch.Tensor:
 
 
 def logits_of(output) -> torch.Tensor:
-    """The (N, K) logits from what the model returned (a tensor, a tuple whose first item is
-    one, or an object with ``.logits``)."""
-    if isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    elif not isinstance(output, torch.Tensor) and hasattr(output, "logits"):
-        output = output.logits
+    """The (N, K) logits from what the model returned: a tensor, a tuple or list whose first
+    item is one, a mapping (its ``"logits"`` entry, else its first value), or an object with
+    ``.logits``; nested ones unwrap in turn."""
+    for _ in range(3):  # nested, as in a tuple of a dict
+        if isinstance(output, (tuple, list)) and output:
+            output = output[0]
+        elif isinstance(output, Mapping) and output:
+            output = output.get("logits", next(iter(output.values())))
+        elif not isinstance(output, torch.Tensor) and hasattr(output, "logits"):
+            output = output.logits
+        else:
+            break
     if not isinstance(output, torch.Tensor) or output.dim() != 2:
         raise ValueError(
             f"model: its output is {_describe(output)}; the engine needs logits of shape "

@@ -304,3 +304,20 @@ def test_concurrent_explains_on_one_model_each_see_only_their_own_forward():
     assert not errors
     assert len(seen) == 24 and all(names == expected for names in seen)
     assert not model.training and all(not m._forward_hooks for m in model.modules())
+
+
+def test_logits_are_found_in_tuples_dicts_and_nested_outputs():
+    class Wrapped(TwoBranches):
+        def __init__(self, wrap):
+            super().__init__()
+            self.wrap = wrap
+
+        def forward(self, x):
+            return self.wrap(super().forward(x))
+
+    x = torch.randn(2, 3, 8, 8)
+    plain = CamEngine(seeded(TwoBranches)).explain(x, label=1).raw("merge")
+    for wrap in (lambda y: (y, "aux"), lambda y: {"logits": y, "aux": y * 0},
+                 lambda y: ({"logits": y},)):
+        model = seeded(Wrapped, wrap)
+        np.testing.assert_allclose(CamEngine(model).explain(x, label=1).raw("merge"), plain)
