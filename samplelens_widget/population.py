@@ -32,6 +32,7 @@ from samplelens_widget.engine.embed import (
     default_layer,
     encode_colors,
     extract_features,
+    layer_reader,
     pack_coords,
     pca_2d,
     project_in_background,
@@ -218,12 +219,13 @@ class Population:
             warm_up_umap()  # numba compiles while the features are extracted
         layer = self.embed_layer
         with s.lock:
+            inputs, _, _ = s.item(st.slice, 0)
             if layer is None:
-                inputs, _, _ = s.item(st.slice, 0)
-                layer = default_layer(model, inputs, device)
+                layer = default_layer(model, inputs, device, engine.layout)
             else:
                 layer = check_layer(model, layer, argname="embed_layer")
                 assert layer is not None
+            reader = layer_reader(model, inputs, layer, device, engine.layout)
             key = feature_key(model_hash(model), dataset_fingerprint(ds), layer)
         hit = self.cache.lookup(key)
         if hit is not None and hit[0].shape[0] == n and hit[1] == layer:
@@ -243,6 +245,7 @@ class Population:
                             layer,
                             device=device,
                             batch_size=self.chunk,
+                            reader=reader,
                         )
                     except ValueError as exc:
                         msg = str(exc)

@@ -29,6 +29,7 @@ from samplelens_widget.engine.features import (
     default_layer,
     extract_features,
     layer_names,
+    layer_reader,
 )
 from samplelens_widget.engine.neighbours import SimilarityIndex, nearest
 from samplelens_widget.engine.payload import encode_colors, pack_coords
@@ -63,6 +64,7 @@ __all__ = [
     "encode_colors",
     "extract_features",
     "layer_names",
+    "layer_reader",
     "nearest",
     "pack_coords",
     "pca_2d",

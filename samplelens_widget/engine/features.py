@@ -3,7 +3,8 @@
 - ``check_layer`` / ``layer_names``: the layer names accepted, checked before any work;
   ``default_layer``: the deepest spatial layer.
 - ``extract_features`` runs the model over a data set in batches on its device and keeps one
-  layer's output per sample (globally average-pooled when it is a map); ``cached_features`` puts
+  layer's output per sample (globally average-pooled over its grid when it is a map, whatever
+  its layout: the patch tokens of a ViT, not its channels); ``cached_features`` puts
   a ``FeatureCache`` (memory + disk) in front of it.
 
 Pure torch + numpy; nothing from the widget.
@@ -28,8 +29,9 @@ from samplelens_widget.engine.cache import (
     feature_key,
     model_hash,
 )
-from samplelens_widget.engine.capture import eval_mode, leaf_modules
+from samplelens_widget.engine.capture import all_modules, eval_mode, first_tensor
 from samplelens_widget.engine.items import dataset_length, split_item
+from samplelens_widget.engine.layouts import Layout
 
 __all__ = [
     "Features",
@@ -39,6 +41,7 @@ __all__ = [
     "default_layer",
     "extract_features",
     "layer_names",
+    "layer_reader",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -64,15 +67,16 @@ def _check_dataset(dataset) -> int:
 
 
 def layer_names(model: nn.Module) -> list[str]:
-    """The module paths ``extract_features(layer=...)`` accepts (leaf modules, in definition
-    order); ``path#2``, ``path#3``, ... name a module's later calls in one forward."""
-    return [name for name, _ in leaf_modules(model)]
+    """The module paths ``extract_features(layer=...)`` accepts (every module but the model
+    itself, leaves and blocks, in definition order); ``path#2``, ``path#3``, ... name a module's
+    later calls in one forward."""
+    return [name for name, m in all_modules(model) if m is not model]
 
 
 def _describe_allowed(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     more = f", ... ({len(names)} in all)" if len(names) > limit else ""
-    return f"None (the deepest spatial layer) or a leaf-module path: {shown}{more}"
+    return f"None (the deepest spatial layer) or a module path: {shown}{more}"
 
 
 def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, nn.Module, int]:
@@ -91,7 +95,7 @@ def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, 
                 f"k-th call of a module; allowed: {_describe_allowed(names)}"
             )
         k = int(call)
-    modules = dict(leaf_modules(model))
+    modules = {name: m for name, m in all_modules(model) if m is not model}
     if path not in modules:
         raise ValueError(
             f"{argname}: {layer!r} does not exist; allowed: {_describe_allowed(names)}"
@@ -111,24 +115,46 @@ def check_layer(model: nn.Module, layer, *, argname: str = "layer") -> str | Non
     return path if call == 1 else f"{path}#{call}"
 
 
-def default_layer(model: nn.Module, sample_inputs: Sequence[torch.Tensor], device=None) -> str:
+def default_layer(
+    model: nn.Module, sample_inputs: Sequence[torch.Tensor], device=None, layout=None
+) -> str:
     """The deepest spatial layer of ``model`` for one sample's inputs (as ``CamEngine.layers``
-    sees them on input 0): the last layer in execution order at the largest depth."""
+    sees them on input 0, with ``CamEngine``'s ``layout=``): the layer ``heatmap(None)``
+    shows."""
+    return _one_sample(model, sample_inputs, device, layout).layer_at(None).name
+
+
+def layer_reader(
+    model: nn.Module, sample_inputs: Sequence[torch.Tensor], layer: str, device=None, layout=None
+) -> Layout | None:
+    """How ``layer``'s output lies on the grid (``None``: it is no layer of the CAM engine, and
+    its output is pooled over every dimension after the second)."""
     from samplelens_widget.engine.cam_engine import CamEngine
 
     try:
-        infos = CamEngine(model, device=device).layers(list(sample_inputs))
+        res = CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
+        return res.layout_of(layer)
+    except ValueError:  # no map the engine reads (an MLP, a (N, D) layer): pooled as it is
+        return None
+
+
+def _one_sample(model: nn.Module, sample_inputs: Sequence[torch.Tensor], device, layout):
+    from samplelens_widget.engine.cam_engine import CamEngine
+
+    try:
+        return CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
     except ValueError as err:
         raise ValueError(
             f"layer: None asks for the deepest spatial layer, but {type(model).__name__} has "
             f"none on these inputs ({err}); choose one: {_describe_allowed(layer_names(model))}"
         ) from err
-    return infos[-1].name
 
 
-def _pool(output, layer: str, batch: int) -> torch.Tensor:
-    """One layer output (N, ...) -> (N, D): maps are averaged over every dimension after the
-    channels (N, C, h, w) -> (N, C); (N, D) is taken as is; (N,) becomes (N, 1)."""
+def _pool(output, layer: str, batch: int, reader: Layout | None = None) -> torch.Tensor:
+    """One layer output (N, ...) -> (N, D): a layer the CAM engine reads (``reader``) is
+    averaged over its grid (N, C); any other output over every dimension after the second;
+    (N, D) is taken as is; (N,) becomes (N, 1)."""
+    output = first_tensor(output) if first_tensor(output) is not None else output
     if not isinstance(output, torch.Tensor):
         raise ValueError(
             f"layer: {layer!r} returns {type(output).__name__}, not a tensor; choose a layer "
@@ -145,6 +171,8 @@ def _pool(output, layer: str, batch: int) -> torch.Tensor:
             f"of {batch}; choose a layer whose output is (N, C, ...) or (N, D)"
         )
     out = output.detach()
+    if reader is not None:
+        return reader.to_nchw(out).mean(dim=(2, 3)).float()
     if out.dim() == 1:
         out = out[:, None]
     elif out.dim() > 2:
@@ -153,7 +181,7 @@ def _pool(output, layer: str, batch: int) -> torch.Tensor:
 
 
 @contextmanager
-def _layer_hook(module: nn.Module, layer: str, call: int):
+def _layer_hook(module: nn.Module, layer: str, call: int, reader: Layout | None):
     """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
     state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
     owner = threading.get_ident()
@@ -163,7 +191,7 @@ def _layer_hook(module: nn.Module, layer: str, call: int):
             return
         state["calls"] += 1
         if state["calls"] == call:
-            state["out"] = _pool(output, layer, state["batch"])
+            state["out"] = _pool(output, layer, state["batch"], reader)
 
     handle = module.register_forward_hook(hook)
     try:
@@ -203,14 +231,18 @@ def extract_features(
     batch_size: int = 256,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
+    reader: Layout | None | str = "infer",
 ) -> tuple[np.ndarray, str]:
     """Features of every sample of ``dataset`` from one layer: ``(features (N, D) float32,
     layer name)``.
 
-    ``layer=None`` takes the deepest spatial layer (see ``default_layer``); a name is a leaf
+    ``layer=None`` takes the deepest spatial layer (see ``default_layer``); a name is a
     module's path from ``layer_names(model)``, ``path#k`` for its k-th call in one forward.
-    Outputs ``(N, C, h, w)`` (any ``(N, C, ...)``) are globally average-pooled to ``(N, C)``;
-    ``(N, D)`` outputs are taken as they are.
+    A layer of the CAM engine is globally average-pooled over its grid to ``(N, C)``, whatever
+    its layout (NCHW, channels last, tokens: prefix tokens are left out); other outputs
+    ``(N, C, ...)`` over every dimension after the channels; ``(N, D)`` outputs are taken as
+    they are. ``reader`` is the layer's layout where the caller knows it (``"infer"``: from
+    one sample, ``None``: pool as a plain ``(N, C, ...)`` output).
 
     The model runs in eval mode under ``torch.no_grad()`` in batches of ``batch_size`` on
     ``device`` (default: the device of its parameters; inputs are moved there, the model is
@@ -229,6 +261,9 @@ def extract_features(
         layer = default_layer(model, first, device)
     path, module, call = _parse_layer(model, layer)
     name = path if call == 1 else f"{path}#{call}"
+    if isinstance(reader, str):
+        first, _ = split_item(dataset[0])
+        reader = layer_reader(model, first, name, device)
 
     features: np.ndarray | None = None
     if progress is not None:
@@ -237,7 +272,7 @@ def extract_features(
         stop = min(start + batch_size, n)
         batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
         # the model's lock per batch: an interactive analysis can slip in between batches
-        with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call) as state:
+        with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call, reader) as state:
             state.update(calls=0, out=None, batch=stop - start)
             try:
                 model(*batch)

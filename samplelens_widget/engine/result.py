@@ -8,19 +8,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from samplelens_widget.engine.layouts import Layout
+
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One layer: a call of a leaf module whose output is a spatial map.
+    """One layer: the output of a module call (a leaf or a block) read on the input's grid.
 
     ``name`` is the module's path in ``model.named_modules()`` (``path#2``, ``path#3``, ... for
-    its later calls in one forward), ``depth`` the number of layers on the longest path from the
-    input to it (itself included), ``shape`` its output per sample, ``(C, h, w)``.
+    its later calls in one forward); where several modules return the very same tensor (a stage,
+    its last block and that block's last layer) the outermost one names it and the others are
+    its ``aliases``. ``depth`` is the number of layers on the longest path from the input to it
+    (itself included), ``shape`` the map it is read as, per sample, ``(C, h, w)``, and
+    ``layout`` how the output lies: ``"NCHW"``, ``"NHWC"``, ``"tokens (P prefix + hxw)"``,
+    ``"tokens (hxw)"`` or ``"custom"`` (a ``layout=`` callable).
     """
 
     name: str
     depth: int
     shape: tuple[int, ...]
+    layout: str = "NCHW"
+    aliases: tuple[str, ...] = ()
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +62,9 @@ class CamResult:
         targets: ``(N,)`` int64, the class whose logit was explained, per sample.
         algorithm, connection: what was asked for.
         input_size: ``(H, W)`` of input ``connection``: the resolution of ``heatmap``.
+        left_out: ``[(name, shape, reason), ...]``, the module outputs that are not layers
+            because the engine cannot read them on the input's grid (attention tensors, window
+            partitions, ambiguous shapes) or the prediction does not depend on their grid.
     """
 
     def __init__(
@@ -65,9 +76,14 @@ class CamResult:
         algorithm: str,
         connection: int,
         input_size: tuple[int, int],
+        left_out: list[tuple[str, tuple[int, ...], str]] | None = None,
+        readers: dict[str, Layout] | None = None,
     ) -> None:
         self.layers = sorted(layers, key=lambda info: info.depth)  # stable: ties keep exec order
         self._by_name = {info.name: info for info in layers}
+        self._alias = {a: info.name for info in layers for a in info.aliases}
+        self.left_out = list(left_out or [])
+        self._readers = dict(readers or {})
         self._maps = maps
         self._exec_order = [info.name for info in layers]
         self.logits = logits.detach().float().cpu().numpy()
@@ -104,16 +120,33 @@ class CamResult:
         return [self._by_name[name] for name in self._exec_order]
 
     def map_tensor(self, name: str) -> torch.Tensor:
-        """The raw map of layer ``name`` as a tensor (N, h, w) on the model's device."""
+        """The raw map of layer ``name`` (or one of its aliases) as a tensor (N, h, w) on the
+        model's device."""
+        name = self._alias.get(name, name)
         if name not in self._maps:
+            why = [r for n, _, r in self.left_out if n == name]
+            if why:
+                raise ValueError(f"name: {name!r} is not a layer of this result: {why[0]}")
+            shown = ", ".join(repr(n) for n in self._exec_order[:8])
+            more = f", ... ({len(self._exec_order)} in all)" if len(self._exec_order) > 8 else ""
             raise ValueError(
-                f"name: {name!r} is not a layer of this result; allowed: {self._exec_order}"
+                f"name: {name!r} is not a layer of this result; allowed: {shown}{more} "
+                f"(CamResult.layers lists them, with their aliases)"
             )
         return self._maps[name]
 
+    def layer(self, name: str) -> LayerInfo:
+        """The ``LayerInfo`` of layer ``name`` or of one of its aliases."""
+        self.map_tensor(name)  # the same check and error
+        return self._by_name[self._alias.get(name, name)]
+
+    def layout_of(self, name: str) -> Layout:
+        """How layer ``name`` (or an alias) is read as ``(N, C, h, w)``: a ``Layout``."""
+        return self._readers[self.layer(name).name]
+
     def raw(self, name: str) -> np.ndarray:
-        """The map of layer ``name`` at its own resolution, ``(N, h, w)`` float32, after the
-        algorithm's ReLU and before any normalisation."""
+        """The map of layer ``name`` (or an alias) at its own resolution, ``(N, h, w)``
+        float32, after the algorithm's ReLU and before any normalisation."""
         return self.map_tensor(name).detach().float().cpu().numpy()
 
     def heatmap(self, depth: int | None = None) -> np.ndarray:

@@ -18,13 +18,18 @@ from tests.engine.archs import (
 
 
 def depths(model, inputs, connection=0) -> dict[str, int]:
-    return {i.name: i.depth for i in CamEngine(model).layers(inputs, connection=connection)}
+    """Depth by every name a layer goes by (its own and its aliases)."""
+    layers = CamEngine(model).layers(inputs, connection=connection)
+    return {name: i.depth for i in layers for name in (i.name, *i.aliases)}
 
 
 def test_sequential_of_three_convs_has_depths_1_2_3():
-    assert depths(seeded(ThreeConvs), torch.randn(3, 9, 9)) == {
-        "features.0": 1, "features.1": 2, "features.2": 3,
-    }
+    layers = CamEngine(seeded(ThreeConvs)).layers(torch.randn(3, 9, 9))
+    assert [(i.name, i.depth) for i in layers] == [
+        ("features.0", 1), ("features.1", 2), ("features", 3),
+    ]
+    # the Sequential returns its last conv's very tensor: one layer, named by the block
+    assert layers[-1].aliases == ("features.2",)
 
 
 def test_merge_sits_one_deeper_than_the_deeper_branch_and_reused_module_is_named_per_call():
@@ -65,10 +70,11 @@ def test_identity_shortcuts_keep_every_layer(empty_sequential):
     ran; the block's convs, which run before it, must still find their way to the input."""
     d = depths(seeded(IdentityShortcuts, empty_sequential=empty_sequential),
                torch.randn(1, 3, 8, 8))
-    # stem 1; block 1: conv1 2, conv2 3, shortcut (the stem's relu output, one layer on) 2;
-    # block 2 sees the sum after block 1's relu: conv1 4, conv2 5, shortcut 4
-    assert d == {"stem": 1, "b1.conv1": 2, "b1.conv2": 3, "b1.shortcut": 2,
-                 "b2.conv1": 4, "b2.conv2": 5, "b2.shortcut": 4}
+    # stem 1; block 1: conv1 2, conv2 3, shortcut (the stem's functional relu output, one
+    # layer on) 2, the block's output F.relu(out + shortcut) 4; block 2's shortcut hands that
+    # very tensor on (an alias of b1, depth 4): conv1 5, conv2 6, the block 7
+    assert d == {"stem": 1, "b1.conv1": 2, "b1.conv2": 3, "b1.shortcut": 2, "b1": 4,
+                 "b2.shortcut": 4, "b2.conv1": 5, "b2.conv2": 6, "b2": 7}
 
 
 def test_dense_concatenations():
