@@ -13,6 +13,10 @@ export interface LayerMeta {
   depth: number;
   name: string;
   shape: number[];
+  /** How the output lies on the grid: "NCHW", "NHWC", "tokens (1 prefix + 14x14)", ... */
+  layout: string;
+  /** Other modules whose output is this very tensor (a stage's last block, ...). */
+  aliases: string[];
   h: number;
   w: number;
 }
@@ -39,6 +43,8 @@ export interface DepthMap {
   depth: number;
   name: string;
   shape: number[];
+  layout: string;
+  aliases: string[];
   h: number;
   w: number;
   data: Uint8Array;
@@ -82,7 +88,8 @@ export function decodeAnalysis(meta: AnalysisMeta, buffers: Buffer[]): Analysis 
     const copy = data.slice();
     let flat = true;
     for (let j = 0; j < copy.length && flat; j++) if (copy[j] !== 0) flat = false;
-    return { depth: l.depth, name: l.name, shape: l.shape, h: l.h, w: l.w, data: copy, flat };
+    const { depth, name, shape, layout, aliases } = l;
+    return { depth, name, shape, layout, aliases, h: l.h, w: l.w, data: copy, flat };
   });
   const image = meta.image ? toBytes(buffers[n]).slice() : null;
   return { meta, maps, image };

@@ -21,6 +21,7 @@ from samplelens_widget.engine import ALGORITHMS as CAM_ALGORITHMS
 from samplelens_widget.engine import CamEngine, CamResult
 from samplelens_widget.engine.capture import eval_mode
 from samplelens_widget.engine.inputs import logits_of
+from samplelens_widget.engine.layouts import LayoutSpec
 
 __all__ = ["AnalysisKey", "Session", "LatestWorker", "to_uint8"]
 
@@ -110,6 +111,7 @@ class Session:
         device: torch.device | str | None = None,
         cache_size: int = 64,
         batch_size: int = 16,
+        layout: LayoutSpec = None,
     ) -> None:
         if not models:
             raise ValueError("models: expected at least one model, got none")
@@ -123,7 +125,9 @@ class Session:
                 )
         self.models = dict(models)
         self.slices = dict(slices)
-        self.engines = {name: CamEngine(m, device=device) for name, m in self.models.items()}
+        self.engines = {
+            name: CamEngine(m, device=device, layout=layout) for name, m in self.models.items()
+        }
         self.visualizers = dict(visualizers or {})
         for name, fn in self.visualizers.items():
             if not callable(fn):
@@ -274,6 +278,8 @@ class Session:
                     "depth": int(depth),
                     "name": info.name,
                     "shape": [int(s) for s in info.shape],
+                    "layout": info.layout,
+                    "aliases": list(info.aliases),
                     "h": int(m.shape[0]),
                     "w": int(m.shape[1]),
                 }

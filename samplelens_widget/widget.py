@@ -18,6 +18,7 @@ from torch import nn
 from samplelens_widget.data import COLORMAPS, blend, png_bytes
 from samplelens_widget.engine.cache import USER_CACHE_DIR
 from samplelens_widget.engine.embed import pack_coords
+from samplelens_widget.engine.layouts import LayoutSpec
 from samplelens_widget.population import PROJECTIONS, Population, check_metadata
 from samplelens_widget.session import (
     ALGORITHM_TITLES,
@@ -77,6 +78,10 @@ class SampleLens(anywidget.AnyWidget):
         projection: ``"umap"`` (default; a PCA preview first, UMAP computed in the background,
             the scatter morphs to it) or ``"pca"`` (the PCA map only, no UMAP). The default can
             be changed with ``$SAMPLELENS_PROJECTION``.
+        layout: how the models' outputs lie on the input's grid, for the rare model the engine
+            cannot read by itself: ``"NCHW"``, ``"NHWC"``, ``"tokens:P"``, a callable
+            ``tensor -> (N, C, h, w)`` (pytorch-grad-cam's ``reshape_transform``), or a dict of
+            layer name to one of those (see ``CamEngine``). Default: inferred per layer.
 
     Traits (read and set from Python; the page follows, and the page sets them too):
         selected (list[int]): ids of the selected samples in the current slice.
@@ -161,6 +166,7 @@ class SampleLens(anywidget.AnyWidget):
         cache_dir: Any = USER_CACHE_DIR,
         metadata: Any = None,
         projection: str | None = None,
+        layout: LayoutSpec = None,
         **kwargs: Any,
     ) -> None:
         if not _ESM_PATH.exists():
@@ -216,7 +222,8 @@ class SampleLens(anywidget.AnyWidget):
                     f"{CAM_TAB!r} and {INPUT_TAB!r}"
                 )
         self._session = Session(
-            all_models, all_slices, label_names=label_names, visualizers=vis, device=device
+            all_models, all_slices, label_names=label_names, visualizers=vis, device=device,
+            layout=layout,
         )
         if projection is None:
             projection = os.environ.get("SAMPLELENS_PROJECTION", "umap")

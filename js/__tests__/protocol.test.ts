@@ -8,7 +8,9 @@ function meta(layers: [number, number, number][], image = false): AnalysisMeta {
     type: "analysis",
     rid: 1,
     key: { model: "m", slice: "val", id: 3, algorithm: "gradcam", label: null, connection: 0 },
-    layers: layers.map(([depth, h, w]) => ({ depth, name: `l${depth}`, shape: [4, h, w], h, w })),
+    layers: layers.map(([depth, h, w]) => ({
+      depth, name: `l${depth}`, shape: [4, h, w], layout: "NCHW", aliases: [], h, w,
+    })),
     input_size: [8, 8],
     target: 1,
     prediction: 1,

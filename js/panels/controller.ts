@@ -123,9 +123,15 @@ export class Controller {
     if (maps.length) {
       let m = maps[maps.length - 1];
       if (depth !== null) for (const x of maps) if (x.depth <= depth) m = x;
+      const also = m.aliases.length ? `\nalso: ${m.aliases.join(", ")}` : "";
+      const layout = m.layout === "NCHW" ? "" : ` · ${m.layout}`;
       this.depthText.replaceChildren(
-        h("div", { class: "sl-layer-name", title: m.name }, m.name),
-        h("div", { class: "sl-muted" }, `depth ${m.depth} of ${maps[maps.length - 1].depth} · ${m.shape.join("×")}`),
+        h("div", { class: "sl-layer-name", title: m.name + also }, m.name),
+        h(
+          "div",
+          { class: "sl-muted" },
+          `depth ${m.depth} of ${maps[maps.length - 1].depth} · ${m.shape.join("×")}${layout}`,
+        ),
       );
     } else {
       this.depthText.textContent = "";

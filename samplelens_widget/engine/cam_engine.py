@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -216,8 +218,11 @@ class _Layer:
 
 
 def _spec_for(spec: LayoutSpec, capture: Capture):
-    """The user's layout for one capture: a spec, None (infer) or ``False`` (leave out)."""
-    if spec is None or isinstance(spec, str) or callable(spec):
+    """The user's layout for one capture: a spec, None (infer) or ``False`` (leave out). A
+    layout name given for every layer applies to the outputs of its rank."""
+    if isinstance(spec, str):
+        return spec if capture.tensor.dim() == layouts.spec_rank(spec) else None
+    if spec is None or callable(spec):
         return spec
     for name in (capture.name, capture.key, *capture.aliases):
         if name in spec:
@@ -232,6 +237,8 @@ def _read_layers(model, captures, batch, connection, size, spec):
         if c.tensor.dim() == 4 and layouts.module_hint(c.module) == "NCHW":
             grids.known.add((int(c.tensor.shape[2]), int(c.tensor.shape[3])))
     n = batch[connection].shape[0]
+    if isinstance(spec, Mapping):
+        _check_spec_names(spec, captures)
     left_out: list[tuple[str, tuple[int, ...], str]] = []
     decided: list[tuple[Capture, layouts.Layout | str]] = []
     for c in captures:
@@ -279,6 +286,18 @@ def _read_layers(model, captures, batch, connection, size, spec):
         info = LayerInfo(c.name, depth[i], chw, lay.describe(), tuple(c.aliases))
         layers.append(_Layer(c, lay, info))
     return layers, left_out
+
+
+def _check_spec_names(spec: Mapping, captures: list[Capture]) -> None:
+    names = [n for c in captures for n in (c.name, c.key, *c.aliases)]
+    for key in spec:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(
+                f"layout: {key!r} names no module output of the model that is a 3-D or 4-D "
+                f"floating tensor of the batch{hint}"
+            )
 
 
 def _merge_views(decided):

@@ -127,11 +127,14 @@ def module_hint(module: nn.Module) -> str | None:
     return None
 
 
-def _stride_fits(h: int, w: int, size: tuple[int, int]) -> bool:
-    """``(h, w)`` is ``(⌊H/s⌋ or ⌈H/s⌉, ⌊W/s⌋ or ⌈W/s⌉)`` for one integer stride ``s``."""
+def _stride_fits(h: int, w: int, size: tuple[int, int], exact: bool = False) -> bool:
+    """``(h, w)`` is ``(⌊H/s⌋ or ⌈H/s⌉, ⌊W/s⌋ or ⌈W/s⌉)`` for one integer stride ``s``
+    (``exact``: ``(H/s, W/s)`` with both divisions exact)."""
     big_h, big_w = size
     if h < 1 or w < 1 or h > big_h or w > big_w:
         return False
+    if exact:
+        return big_h % h == 0 and big_w % w == 0 and big_h // h == big_w // w
     lo = max(1, math.floor(big_h / (h + 1)), math.floor(big_w / (w + 1)))
     hi = min(math.ceil(big_h / max(h - 1, 0.5)), math.ceil(big_w / max(w - 1, 0.5)))
     for s in range(lo, hi + 1):
@@ -152,10 +155,18 @@ class Grids:
     def fits(self, h: int, w: int) -> bool:
         return h * w > 1 and ((h, w) in self.known or _stride_fits(h, w, self.size))
 
-    def token_grid(self, tokens: int) -> tuple[tuple[int, int], int] | None:
-        """The grid and prefix of a sequence of ``tokens``: the smallest prefix wins."""
-        allowed = range(min(MAX_PREFIX, tokens - 2) + 1)
-        if self.prefix is not None:
+    def token_grid(
+        self, tokens: int, prefix: int | None = None
+    ) -> tuple[tuple[int, int], int] | None:
+        """The grid and prefix of a sequence of ``tokens``: the smallest prefix wins (only
+        ``prefix`` where it is given; no prefix or the model's declared one where it has one).
+
+        A sequence carries no shape of its own, so its grid must be a known one or an exact
+        division of the input by an integer stride."""
+        allowed: list[int] | range = range(min(MAX_PREFIX, tokens - 2) + 1)
+        if prefix is not None:
+            allowed = [prefix]
+        elif self.prefix is not None:
             allowed = sorted({0, self.prefix})
         for p in allowed:
             grid = self._grid_of(tokens - p)
@@ -175,7 +186,7 @@ class Grids:
         small = [d for d in range(1, math.isqrt(count) + 1) if count % d == 0]
         divisors = sorted({*small, *(count // d for d in small)}, key=lambda d: abs(d - guess))
         for h in divisors[:4]:
-            if _stride_fits(h, count // h, self.size):
+            if _stride_fits(h, count // h, self.size, exact=True):
                 return h, count // h
         return None
 
@@ -256,13 +267,18 @@ def from_spec(spec: str | Reshape, shape: tuple[int, ...], grids: Grids) -> Layo
     if kind == "TOKENS" and len(shape) == 3:
         if p:
             prefix = int(p)
-            found = Grids(grids.size, grids.known, prefix).token_grid(shape[1])
-            if found is None or found[1] != prefix:
+            found = grids.token_grid(shape[1], prefix)
+            if found is None:
                 return f"{shape[1]} tokens less {prefix} prefix tokens fit no grid"
             return Layout("tokens", found[0], prefix)
         found = grids.token_grid(shape[1])
         return Layout("tokens", *found) if found else f"{shape[1]} tokens fit no grid"
     return f"layout {spec!r} does not fit shape {tuple(shape)}"
+
+
+def spec_rank(spec: str) -> int:
+    """The rank of tensor a layout name reads: 3 for tokens, 4 for NCHW and NHWC."""
+    return 3 if spec.partition(":")[0].strip().upper() == "TOKENS" else 4
 
 
 LAYOUT_NAMES = ("NCHW", "NHWC", "tokens", "tokens:P")
