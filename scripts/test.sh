@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine, then runs every check:
-# ruff, the front end's unit tests (vitest), and pytest (engine, demo, widget, browser tests).
+# ruff, the front end's unit tests (vitest), and pytest (engine, demo, widget, the model zoo,
+# browser tests).
 # .ci/run calls this same script. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,10 +9,12 @@ PY=${PYTHON:-python3}
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
-step "torch"
-# The local CPU build first: a bare 'torch' requirement would download a multi-GB CUDA build.
-if ! $PY -c 'import sys, torch; v = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 2))' 2>/dev/null; then
-  $PY -m pip install -q torch==2.13.0
+step "torch and torchvision (the model zoo's tests)"
+# The zoo (tests/zoo) runs real torchvision, timm and transformers models. torchvision imports
+# only beside torch 2.14.1 (a CUDA build that runs on the CPU; the package itself needs neither
+# and works with torch >= 2.2). Pinned, so that no bare requirement downloads another build.
+if ! $PY -c 'import torch, torchvision' 2>/dev/null; then
+  $PY -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
 
 step "chromium (browser tests)"

@@ -131,7 +131,11 @@ class CamEngine:
                         g = layer.layout.to_nchw(grad).float()
                         a = layer.layout.to_nchw(layer.capture.tensor.detach()).float()
                         maps[layer.info.name] = layer_map(a, g)
-                        reach[layer.info.name] = g.ne(0).any()
+                        # a head may read some tokens only (a class token): do the others
+                        # get any gradient? A map on a grid is reached through its pooling
+                        reach[layer.info.name] = (
+                            g.ne(0).any() if layer.layout.kind == "tokens" else _TRUE
+                        )
 
             return hook
 
@@ -154,9 +158,13 @@ class CamEngine:
                 _, h, w = lay.info.shape
                 n = lay.capture.tensor.shape[0]
                 maps[name] = lay.capture.tensor.new_zeros((n, h, w), dtype=torch.float32)
-                reach[name] = torch.tensor(False)
-        flags = torch.stack([reach[lay.info.name].cpu() for lay in layers]).tolist()
-        return maps, {lay.info.name: f for lay, f in zip(layers, flags, strict=True)}
+                reach[name] = _FALSE
+        flags = {name: bool(v) for name, v in reach.items() if v is _TRUE or v is _FALSE}
+        checked = [name for name in reach if name not in flags]
+        if checked:  # one transfer for all of them
+            values = torch.stack([reach[name] for name in checked]).tolist()
+            flags.update(zip(checked, values, strict=True))
+        return maps, flags
 
     def _forward(self, tensors: list[torch.Tensor], connection: int):
         """One forward with capture hooks. Returns (logits, the layers of ``connection`` in
@@ -208,6 +216,9 @@ class CamEngine:
         if x.is_inference():  # made under torch.inference_mode: take a normal copy
             x = x.clone()
         return x.requires_grad_(True) if x.is_floating_point() else x
+
+
+_TRUE, _FALSE = torch.tensor(True), torch.tensor(False)
 
 
 @dataclass
