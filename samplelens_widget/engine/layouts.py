@@ -21,7 +21,10 @@ How a layout is decided, for an output of shape ``s`` with batch ``N`` on an inp
    contract fixes it (a ``Conv2d`` is NCHW, a plain ``nn.LayerNorm`` or ``nn.Linear`` NHWC)
    decides a tie; otherwise the layout of a same-shaped layer it is computed from; otherwise it
    is left out as ambiguous. 4-D tensors that fit neither (attention ``(N, heads, T, d)``,
-   MaxViT's ``(N, windows, tokens, C)``) are left out.
+   MaxViT's ``(N, windows, tokens, C)``) are left out, and so is an ``(N, a, T, T)`` output of
+   a module with no contract where the model also has sequences of ``T`` tokens (attention
+   scores over ``T`` tokens, such as Swin-v2's window of 16 tokens on a 16x16 grid), unless a
+   same-shaped NCHW layer it is computed from says it is a map.
 4. A 3-D output ``(N, T, C)`` is ``tokens`` when ``T = P + h*w`` for a grid ``(h, w)`` with
    ``0 <= P <= 16`` (the declared number of prefix tokens when the model says it), the
    smallest ``P`` winning.
@@ -40,6 +43,8 @@ import torch
 from torch import nn
 
 MAX_PREFIX = 16
+# what ``infer`` says of a 4-D output that the layer it is computed from must settle
+AMBIGUOUS, LIKE_ATTENTION = "ambiguous", "like attention"
 
 Reshape = Callable[[torch.Tensor], torch.Tensor]
 # What ``layout=`` takes: None (infer), "NCHW" / "NHWC" / "tokens" / "tokens:P", a callable
@@ -151,6 +156,7 @@ class Grids:
     size: tuple[int, int]
     known: set[tuple[int, int]] = field(default_factory=set)
     prefix: int | None = None  # the number of prefix tokens the model declares, if it does
+    tokens: set[int] = field(default_factory=set)  # the lengths of the sequences seen
 
     def fits(self, h: int, w: int) -> bool:
         return h * w > 1 and ((h, w) in self.known or _stride_fits(h, w, self.size))
@@ -224,8 +230,10 @@ def metadata_grids(model: nn.Module, size: tuple[int, int]) -> Grids:
 def infer(shape: tuple[int, ...], batch: int, hint: str | None, grids: Grids) -> Layout | str:
     """The layout of an output of ``shape``, or why there is none (a short reason).
 
-    An ambiguous 4-D output (both readings fit, nothing decides) gives ``"ambiguous"``; the
-    caller may settle it from the layer it is computed from."""
+    An ambiguous 4-D output (both readings fit, nothing decides) gives ``AMBIGUOUS``, a map
+    ``(N, a, T, T)`` of a module with no contract where the model also has sequences of ``T``
+    tokens (attention scores over a window of ``T`` tokens that happens to fit a grid) gives
+    ``LIKE_ATTENTION``; the caller may settle either from the layer it is computed from."""
     if hint == "off":
         return "not an image map (its module works on 1-D or 3-D data)"
     if len(shape) not in (3, 4):
@@ -243,12 +251,14 @@ def infer(shape: tuple[int, ...], batch: int, hint: str | None, grids: Grids) ->
         return Layout("tokens", grid, prefix)
     nchw = grids.fits(shape[2], shape[3])
     nhwc = grids.fits(shape[1], shape[2])
+    if nchw and hint is None and shape[2] == shape[3] and shape[2] in grids.tokens:
+        return LIKE_ATTENTION  # (N, heads, T, T) over a sequence of T tokens
     if nchw and (hint == "NCHW" or not nhwc):
         return Layout("NCHW", (shape[2], shape[3]))
     if nhwc and (hint == "NHWC" or not nchw):
         return Layout("NHWC", (shape[1], shape[2]))
     if nchw and nhwc:
-        return "ambiguous"
+        return AMBIGUOUS
     return f"neither (h, w) = {tuple(shape[2:])} nor {tuple(shape[1:3])} is a grid of input " \
         f"{grids.size[0]}x{grids.size[1]}"
 

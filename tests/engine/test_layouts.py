@@ -183,6 +183,33 @@ def test_window_partitions_and_attention_shaped_tensors_are_never_layers():
     assert name == "attn" and shape == (8, 16, 4) and "not the batch" in why
 
 
+class WindowAttention(nn.Module):
+    """A 4x4 grid of tokens attending to each other, 16x16 scores through a Dropout module, on
+    a 64x64 input whose stem grid is 16x16: the scores fit a grid, but are no map."""
+
+    def __init__(self, c=8) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 4, stride=4)  # 16x16
+        self.down = nn.Conv2d(c, c, 4, stride=4)  # 4x4
+        self.qkv = nn.Linear(c, 3 * c)
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(c, 3)
+
+    def forward(self, x):
+        t = self.down(self.stem(x)).flatten(2).transpose(1, 2)  # (N, 16, C)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        scores = self.drop((q[:, None] @ k[:, None].transpose(-1, -2)).softmax(-1))  # (N,1,16,16)
+        return self.head((scores @ v[:, None])[:, 0].mean(1))
+
+
+def test_attention_scores_that_fit_a_grid_are_not_layers():
+    res = CamEngine(seeded(WindowAttention)).explain(torch.randn(2, 3, 64, 64))
+    names = [i.name for i in res.layers]
+    assert "drop" not in names and names[:2] == ["stem", "down"]
+    why = dict((n, w) for n, _, w in res.left_out)
+    assert why["drop"].startswith("like attention scores (N, heads, T, T) over a sequence of 16")
+
+
 def test_an_ambiguous_shape_follows_the_layer_it_comes_from_or_is_left_out():
     grids = Grids((64, 64))
     # (N, 32, 32, 32) on a 64x64 input: both readings are a stride-2 grid

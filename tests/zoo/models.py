@@ -183,3 +183,38 @@ def build(z: Zoo) -> nn.Module:
         torch.manual_seed(1)
         nn.init.normal_(head.weight, std=0.02)
     return model.eval()
+
+
+# --- how a careful user reads every layer of each family, by hand (for benchmarks/zoo_table) --
+def _tokens_on_input(prefix: int, size: tuple[int, int]):
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        count = t.shape[1] - prefix
+        h = round((count * size[0] / size[1]) ** 0.5)
+        return tokens(prefix, h, count // h)(t)
+
+    return reshape
+
+
+def user_reshape(z: Zoo, name: str, module: nn.Module, ndim: int):
+    """The ``reshape_transform`` a user who knows the architecture passes for ``name``:
+    ``None`` for NCHW maps. By family: ViTs carry their prefix tokens, Swins are channels last
+    or flattened grids, ConvNeXt blocks are channels last between their permutes."""
+    family = z.name.lower()
+    if ndim == 3:
+        prefix = 0
+        for key, p in (("deit", 2), ("dinov2", 5), ("vit", 1)):
+            if key in family and "patch_embed" not in name:  # patches come before the tokens
+                prefix = p
+                break
+        return _tokens_on_input(prefix, z.size)
+    if isinstance(module, nn.Conv2d) or "permute" in type(module).__name__.lower():
+        return None if not name.endswith(".block.1") else nhwc
+    if "swin" in family:
+        return None if "maxvit" in family else nhwc
+    if "convnext" in family:
+        inside = (".block.2", ".block.3", ".block.4", ".block.5", ".norm", ".mlp",
+                  ".layernorm", ".pwconv1", ".act", ".pwconv2")
+        if "transformers" in family and name.endswith(".layernorm") and "embeddings" in name:
+            return None  # HF ConvNeXt's embedding norm is channels-first
+        return nhwc if any(name.endswith(s) or (s + ".") in name for s in inside) else None
+    return None
