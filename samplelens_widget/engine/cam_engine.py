@@ -64,8 +64,10 @@ class CamEngine:
         self.model = model
         self._device = None if device is None else torch.device(device)
         self.layout = layouts.check_spec(layout)
-        # Outputs a later in-place operation changes; learned on the first pass that sees it.
+        # Outputs a later in-place operation changes, learned on the first pass that sees it:
+        # norms are run again in the backward, the others handed on as copies.
         self._clone: set[str] = set()
+        self._recompute: set[str] = set()
 
     @property
     def device(self) -> torch.device:
@@ -129,11 +131,11 @@ class CamEngine:
         reach: dict[str, torch.Tensor] = {}
 
         def make_hook(layer: Layer):
-            def hook(grad: torch.Tensor) -> None:
-                if layer.info.name not in maps:
+            def hook(grad: torch.Tensor | None) -> None:
+                if layer.info.name not in maps and grad is not None:
                     with torch.no_grad():
                         g = layer.layout.to_nchw(grad).float()
-                        a = layer.layout.to_nchw(layer.capture.tensor.detach()).float()
+                        a = layer.layout.to_nchw(layer.capture.activation()).float()
                         maps[layer.info.name] = layer_map(a, g)
                         # a head may read some tokens only (a class token): do the others
                         # get any gradient? A map on a grid is reached through its pooling
@@ -143,16 +145,24 @@ class CamEngine:
 
             return hook
 
-        acts = [layer.capture.tensor for layer in layers]
-        handles = [act.register_hook(make_hook(lay)) for act, lay in zip(acts, layers, strict=True)]
+        handles = []
+        for lay in layers:
+            hook = make_hook(lay)
+            if lay.capture.recompute is None:
+                handles.append(lay.capture.tensor.register_hook(hook))
+            else:  # rewritten in place: the gradient of the norm's own output, at its node
+                handles.append(lay.capture.node.register_prehook(
+                    lambda grads, hook=hook: hook(grads[0])
+                ))
         try:
             roots = [lay for lay in layers if lay.info.depth == 1]
-            grads = torch.autograd.grad(
-                score, [lay.capture.tensor for lay in roots], allow_unused=True,
-                materialize_grads=True,
-            )
+            # a norm run again is reached through its node, on the way to its input
+            ends = [lay.capture.tensor if lay.capture.recompute is None
+                    else lay.capture.recompute[1] for lay in roots]
+            grads = torch.autograd.grad(score, ends, allow_unused=True, materialize_grads=True)
             for lay, grad in zip(roots, grads, strict=True):
-                make_hook(lay)(grad)
+                if lay.capture.recompute is None:
+                    make_hook(lay)(grad)
         finally:
             for h in handles:
                 h.remove()
@@ -182,7 +192,8 @@ class CamEngine:
             )
         n = batch[connection].shape[0]
         for _ in range(3):
-            with capture_outputs(self.model, self._clone, n) as rec:
+            recompute = frozenset(self._recompute)
+            with capture_outputs(self.model, self._clone, n, recompute) as rec:
                 try:
                     output = self.model(*[x.clone() if x.requires_grad else x for x in batch])
                 except torch.OutOfMemoryError:
@@ -192,10 +203,18 @@ class CamEngine:
                         f"inputs: the model rejected the inputs ({checks.describe_inputs(batch)})"
                         f": {type(err).__name__}: {err}"
                     ) from err
-            changed = {c.key for c in rec.captures if c.tensor._version != c.version}
-            if not changed - self._clone:
+            changed = {c.key for c in rec.captures
+                       if c.recompute is None and c.tensor._version != c.version}
+            stale = {c.key for c in rec.captures  # a norm whose input was rewritten too
+                     if c.recompute is not None and c.recompute[1]._version != c.recompute[2]}
+            new = changed - self._clone
+            if not new and not stale:
                 break
-            self._clone |= changed  # run again, handing those outputs on as copies
+            norms = {c.key for c in rec.captures if c.key in new and c.can_recompute}
+            # run again: norms recomputed in the backward, the others handed on as copies
+            self._recompute = (self._recompute | norms) - stale
+            self._clone |= (new - norms) | stale
+        changed |= stale
         if changed:  # copies did not keep them: something rewrites them through another view
             warnings.warn(
                 f"layers {sorted(changed)} are rewritten in place after they run, even when "

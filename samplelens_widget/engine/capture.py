@@ -35,6 +35,19 @@ class Capture:
     # encloses that capture (then its name wins where the two are one layer)
     view_of: Capture | None = None
     outer: bool = False
+    # (module, its input, the input's version): a norm whose output a later in-place operation
+    # rewrites is recomputed from its unchanged input when its gradient arrives, instead of
+    # being kept as a copy (``tensor`` then holds the rewritten values: not to be read)
+    recompute: tuple[nn.Module, torch.Tensor, int] | None = None
+    can_recompute: bool = False
+
+    def activation(self) -> torch.Tensor:
+        """The output's values as the module made them."""
+        if self.recompute is None:
+            return self.tensor.detach()
+        module, arg, _ = self.recompute
+        with torch.no_grad():
+            return module.forward(arg.detach())  # forward: no hooks of anyone's run again
 
     def __post_init__(self) -> None:
         self.name = self.name or self.key
@@ -104,15 +117,6 @@ def _viewed(node: object, numel: int, by_node: dict[object, int], captures: list
     return None
 
 
-def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules without children, with their paths (the model itself if it has none)."""
-    return [
-        (name or type(model).__name__, m)
-        for name, m in model.named_modules()
-        if next(m.children(), None) is None
-    ]
-
-
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -159,8 +163,27 @@ class Captured:
     seen: list[Seen] = field(default_factory=list)
 
 
+# norms: a pure function of their one input in eval mode, cheap to run again
+RECOMPUTABLE: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def recomputable(module: nn.Module, args: tuple) -> bool:
+    return (
+        isinstance(module, RECOMPUTABLE)
+        and len(args) == 1
+        and isinstance(args[0], torch.Tensor)
+    )
+
+
 @contextmanager
-def capture_outputs(model: nn.Module, clone: set[str], batch: int) -> Iterator[Captured]:
+def capture_outputs(
+    model: nn.Module, clone: set[str], batch: int, recompute: frozenset[str] = frozenset()
+) -> Iterator[Captured]:
     """Record the output of every module call during the forward pass: leaves and blocks.
 
     A module called more than once gives ``path``, ``path#2``, ... . A module whose output is
@@ -168,8 +191,9 @@ def capture_outputs(model: nn.Module, clone: set[str], batch: int) -> Iterator[C
     ``nn.Identity``) adds a name to that capture rather than a new one; the outermost block's
     name wins. A pure permute or reshape of an earlier capture is recorded with ``view_of``:
     whether it is the same layer shows only once both layouts are known. Outputs whose key is
-    in ``clone`` are handed on to the rest of the model as a copy, so that a later in-place
-    operation
+    in ``recompute`` (norms) keep a reference to their input to be run again in the backward;
+    outputs whose key is in ``clone`` are handed on to the rest of the model as a copy, so that
+    a later in-place operation
     (``nn.ReLU(inplace=True)``, ``out += identity``) changes the copy, not the captured map.
     """
     rec = Captured()
@@ -218,7 +242,10 @@ def capture_outputs(model: nn.Module, clone: set[str], batch: int) -> Iterator[C
             by_tensor[id(t)] = (index, t._version)
             if t.grad_fn is not None:
                 by_node.setdefault(t.grad_fn, index)
-            if name in clone:
+            cap.can_recompute = recomputable(module, args)
+            if name in recompute and cap.can_recompute:
+                cap.recompute = (module, args[0], args[0]._version)
+            elif name in clone:
                 copy = t.clone()
                 replaced = _replace_first(output, copy)
                 if replaced is not None:

@@ -105,7 +105,7 @@ def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, 
 
 def check_layer(model: nn.Module, layer, *, argname: str = "layer") -> str | None:
     """Check a layer name before any work (for an early, clear error naming ``argname``, e.g.
-    the widget's ``embed_layer``): ``None`` or an existing leaf-module path (``path#k``
+    the widget's ``embed_layer``): ``None`` or an existing module path (``path#k``
     allowed; whether the module is called k times shows only in a forward). Returns the
     normalised name (``path#1`` -> ``path``) or ``None``."""
     _check_model(model)
