@@ -132,37 +132,43 @@ class CamEngine:
 
         def make_hook(layer: Layer):
             def hook(grad: torch.Tensor | None) -> None:
-                if layer.info.name not in maps and grad is not None:
+                cap = layer.capture
+                if layer.info.name not in maps and grad is not None and cap is not None:
                     with torch.no_grad():
                         g = layer.layout.to_nchw(grad).float()
-                        a = layer.layout.to_nchw(layer.capture.activation()).float()
+                        a = layer.layout.to_nchw(cap.activation()).float()
                         maps[layer.info.name] = layer_map(a, g)
                         # a head may read some tokens only (a class token): do the others
                         # get any gradient? A map on a grid is reached through its pooling
                         reach[layer.info.name] = (
                             g.ne(0).any() if layer.layout.kind == "tokens" else READ_ALL
                         )
+                    del a, g
+                    layer.release()  # autograd frees the activation when it is done with it
 
             return hook
 
         handles = []
+        roots: list[tuple[Layer, torch.Tensor]] = []
         for lay in layers:
+            cap = lay.capture
+            assert cap is not None
             hook = make_hook(lay)
-            if lay.capture.recompute is None:
-                handles.append(lay.capture.tensor.register_hook(hook))
+            if cap.recompute is None:
+                handles.append(cap.tensor.register_hook(hook))
             else:  # rewritten in place: the gradient of the norm's own output, at its node
-                handles.append(lay.capture.node.register_prehook(
-                    lambda grads, hook=hook: hook(grads[0])
-                ))
+                handles.append(cap.node.register_prehook(lambda grads, hook=hook: hook(grads[0])))
+            if lay.info.depth == 1:  # a norm run again is reached on the way to its input
+                roots.append((lay, cap.tensor if cap.recompute is None else cap.recompute[1]))
         try:
-            roots = [lay for lay in layers if lay.info.depth == 1]
-            # a norm run again is reached through its node, on the way to its input
-            ends = [lay.capture.tensor if lay.capture.recompute is None
-                    else lay.capture.recompute[1] for lay in roots]
+            ends = [t for _, t in roots]
             grads = torch.autograd.grad(score, ends, allow_unused=True, materialize_grads=True)
-            for lay, grad in zip(roots, grads, strict=True):
-                if lay.capture.recompute is None:
+            del ends
+            for (lay, _), grad in zip(roots, grads, strict=True):
+                cap = lay.capture
+                if cap is not None and cap.recompute is None:
                     make_hook(lay)(grad)
+            del roots, grads
         finally:
             for h in handles:
                 h.remove()
@@ -170,8 +176,8 @@ class CamEngine:
             name = lay.info.name
             if name not in maps:
                 _, h, w = lay.info.shape
-                n = lay.capture.tensor.shape[0]
-                maps[name] = lay.capture.tensor.new_zeros((n, h, w), dtype=torch.float32)
+                maps[name] = torch.zeros((lay.shape[0], h, w), device=lay.device)
+                lay.release()
                 reach[name] = READ_NONE
         flags = {name: bool(v) for name, v in reach.items() if v is READ_ALL or v is READ_NONE}
         checked = [name for name in reach if name not in flags]

@@ -29,11 +29,18 @@ READ_ALL, READ_NONE = torch.tensor(True), torch.tensor(False)
 
 @dataclass
 class Layer:
-    """A capture that is a layer: how it is read, and what the result says of it."""
+    """A capture that is a layer: how it is read, and what the result says of it. ``capture``
+    is dropped (``release``) once its map is made, so that the backward frees what autograd
+    no longer needs."""
 
-    capture: Capture
+    capture: Capture | None
     layout: layouts.Layout
     info: LayerInfo
+    shape: tuple[int, ...]  # of the output itself
+    device: torch.device
+
+    def release(self) -> None:
+        self.capture = None
 
 
 def spec_for(spec: LayoutSpec, capture: Capture):
@@ -109,7 +116,9 @@ def read_layers(
             left_out.append((c.name, tuple(c.tensor.shape), "layout= did not give (N, C, h, w)"))
             continue
         info = LayerInfo(c.name, depth[i], shape, lay.describe(), tuple(c.aliases))
-        layers.append(Layer(c, lay, info))
+        layers.append(Layer(c, lay, info, tuple(c.tensor.shape), c.tensor.device))
+    for c in captures:  # a view's base is no longer needed: do not keep its tensor alive
+        c.view_of = None
     return layers, left_out
 
 
@@ -190,7 +199,7 @@ def reaching(layers, reached, left_out) -> list[LayerInfo]:
     for lay in layers:
         info = lay.info
         if info.depth > top or (info.depth == top and not reached[info.name] and reaching):
-            left_out.append((info.name, tuple(lay.capture.tensor.shape),
+            left_out.append((info.name, lay.shape,
                              "the prediction does not depend on its grid positions"))
         else:
             infos.append(info)
