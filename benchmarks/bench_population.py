@@ -38,14 +38,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samplelens_widget.engine.embed import (  # noqa: E402
+from samplelens_widget.payload import pack_coords  # noqa: E402
+from samplelens_widget.population import (  # noqa: E402
     SimilarityIndex,
-    _numba_cache_dir,
     cached_features,
-    pack_coords,
     pca_2d,
     project_in_background,
 )
+from samplelens_widget.population.projection import _numba_cache_dir  # noqa: E402
 
 
 def blobs(n: int, d: int, k: int = 20, seed: int = 0) -> np.ndarray:

@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samplelens_widget import CamEngine  # noqa: E402
+from samplelens_widget.cam import ALGORITHMS  # noqa: E402
+from samplelens_widget.cam.metrics import auc, perturbation_curves, pointing_energy  # noqa: E402
 from samplelens_widget.demo import load_demo  # noqa: E402
-from samplelens_widget.engine import ALGORITHMS  # noqa: E402
-from samplelens_widget.engine.metrics import auc, perturbation_curves, pointing_energy  # noqa: E402
 
 
 def heatmaps(engine, images, labels, algorithm, depths, batch=100):

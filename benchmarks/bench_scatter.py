@@ -39,7 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui")]
 import harness  # noqa: E402
 
 from samplelens_widget import SampleLens  # noqa: E402
-from samplelens_widget.engine.embed import SimilarityIndex, pack_coords  # noqa: E402
+from samplelens_widget.payload import pack_coords  # noqa: E402
+from samplelens_widget.population import SimilarityIndex  # noqa: E402
 
 SC = "document.querySelector('.sl-root').__samplelens.scatter"
 

@@ -5,7 +5,7 @@ forward and one activation-only backward; ``SampleLens`` is the Jupyter widget
 built on it.
 """
 
-from samplelens_widget.engine import CamEngine, CamResult, LayerInfo
+from samplelens_widget.cam import CamEngine, CamResult, LayerInfo
 
 __all__ = ["CamEngine", "CamResult", "LayerInfo", "SampleLens"]
 __version__ = "0.1.0"

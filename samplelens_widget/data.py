@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from samplelens_widget.engine.items import split_item
+from samplelens_widget.population.items import split_item
 
 __all__ = ["Sample", "split_item", "tensor_to_image", "png_bytes", "colormap_lut", "COLORMAPS"]
 

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from samplelens_widget.cam import ALGORITHMS as CAM_ALGORITHMS
+from samplelens_widget.cam import CamEngine, CamResult
+from samplelens_widget.cam.capture import eval_mode
+from samplelens_widget.cam.inputs import logits_of
+from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.data import Sample, png_bytes, split_item, tensor_to_image
-from samplelens_widget.engine import ALGORITHMS as CAM_ALGORITHMS
-from samplelens_widget.engine import CamEngine, CamResult
-from samplelens_widget.engine.capture import eval_mode
-from samplelens_widget.engine.inputs import logits_of
-from samplelens_widget.engine.layouts import LayoutSpec
 
 __all__ = ["AnalysisKey", "Session", "LatestWorker", "to_uint8"]
 

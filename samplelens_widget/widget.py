@@ -15,11 +15,11 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
+from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.data import COLORMAPS, blend, png_bytes
-from samplelens_widget.engine.cache import USER_CACHE_DIR
-from samplelens_widget.engine.embed import pack_coords
-from samplelens_widget.engine.layouts import LayoutSpec
-from samplelens_widget.population import PROJECTIONS, Population, check_metadata
+from samplelens_widget.payload import pack_coords
+from samplelens_widget.population.cache import USER_CACHE_DIR
+from samplelens_widget.population_view import PROJECTIONS, Population, check_metadata
 from samplelens_widget.session import (
     ALGORITHM_TITLES,
     ALGORITHMS,
@@ -67,7 +67,7 @@ class SampleLens(anywidget.AnyWidget):
         background: answer the page's requests on a worker thread (the newest request of each
             kind wins, older pending ones are dropped). ``False`` answers them synchronously.
         embed_layer: the layer whose output places the samples in the population scatter and
-            ranks *Fetch similar* (a module path from ``engine.embed.layer_names(model)``;
+            ranks *Fetch similar* (a module path from ``population.layer_names(model)``;
             ``None``: the globally pooled output of the deepest spatial layer).
         cache_dir: where the features are cached on disk (default: the user's cache directory,
             ``$SAMPLELENS_CACHE_DIR`` or ``~/.cache/samplelens``); ``None``: memory only.

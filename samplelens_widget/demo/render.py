@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from samplelens_widget.cam import CamEngine
 from samplelens_widget.data import blend
 from samplelens_widget.demo import load_demo
-from samplelens_widget.engine import CamEngine
 
 
 def sample_sheet(engine, ds, i, label_names, algorithms, colormap, scale) -> Image.Image:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from samplelens_widget.cam import CamEngine
 from samplelens_widget.demo import load_demo
 from samplelens_widget.demo.render import main
-from samplelens_widget.engine import CamEngine
 
 
 def test_render_writes_one_sheet_per_sample_with_a_tile_per_depth(tmp_path):

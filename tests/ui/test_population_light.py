@@ -17,9 +17,9 @@ import torch
 from harness import screenshot, wait_until
 from widget_helpers import canvas, fakes, settle, wait_canvas
 
-import samplelens_widget.population as population
+import samplelens_widget.population_view as population
 from samplelens_widget import SampleLens
-from samplelens_widget.engine.embed import Projection
+from samplelens_widget.population import Projection
 
 pytestmark = pytest.mark.ui
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from fakes import NAMES, Blobs, TinyNet
 
-import samplelens_widget.population as population
+import samplelens_widget.population_view as population
 from samplelens_widget import SampleLens
-from samplelens_widget.engine.embed import Projection
+from samplelens_widget.population import Projection
 
 
 def make(n=40, **kw):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from samplelens_widget.engine import cache as cache_mod
-from samplelens_widget.engine.cache import (
+from samplelens_widget.population import cache as cache_mod
+from samplelens_widget.population import cached_features, extract_features
+from samplelens_widget.population.cache import (
     FeatureCache,
     dataset_fingerprint,
     default_cache_dir,
@@ -20,8 +21,7 @@ from samplelens_widget.engine.cache import (
     model_hash,
     resolve_cache_dir,
 )
-from samplelens_widget.engine.embed import cached_features, extract_features
-from tests.engine.test_features import Items, Tiny, image_data
+from tests.population.test_features import Items, Tiny, image_data
 
 
 class CountingTiny(Tiny):
@@ -126,7 +126,7 @@ def _entry(tmp_path):
 
 def _recomputes(model, data, first, path, caplog):
     tmp = path.parent.parent  # <cache_dir>/features/<key>.npz
-    with caplog.at_level(logging.WARNING, logger="samplelens_widget.engine.cache"):
+    with caplog.at_level(logging.WARNING, logger="samplelens_widget.population.cache"):
         assert FeatureCache(tmp).get(first.key) is None
     assert "corrupt feature cache file" in caplog.text
     assert not path.exists()  # discarded

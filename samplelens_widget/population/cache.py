@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from samplelens_widget.engine.items import dataset_length, split_item
+from samplelens_widget.population.items import dataset_length, split_item
 
 __all__ = [
     "FORMAT_VERSION",

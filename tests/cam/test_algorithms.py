@@ -12,7 +12,7 @@ from torch import nn
 from torchcam.methods import LayerCAM
 
 from samplelens_widget import CamEngine
-from tests.engine.archs import TinyDenseNet, TinyMobileNet, TinyResNet, TwoBranches, seeded
+from tests.cam.archs import TinyDenseNet, TinyMobileNet, TinyResNet, TwoBranches, seeded
 
 # Layers whose output no later in-place op rewrites, of modules called once: there the
 # references, which hook the module's output itself, see the true activation.

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from samplelens_widget.engine.features import check_layer, extract_features, layer_names
-from samplelens_widget.engine.items import split_item
-from samplelens_widget.engine.projection import project
+from samplelens_widget.population.features import check_layer, extract_features, layer_names
+from samplelens_widget.population.items import split_item
+from samplelens_widget.population.projection import project
 
 
 class Tiny(nn.Module):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.engine.layouts import Layout
+from samplelens_widget.cam.layouts import Layout
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samplelens_widget import CamEngine, CamResult, LayerInfo
-from tests.engine.archs import NoSpatial, TinyResNet, TwoBranches, TwoInputs, seeded
+from tests.cam.archs import NoSpatial, TinyResNet, TwoBranches, TwoInputs, seeded
 
 
 def snapshot(model: nn.Module) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from samplelens_widget.engine.metrics import auc, perturbation_curves, pointing_energy
+from samplelens_widget.cam.metrics import auc, perturbation_curves, pointing_energy
 
 
 def test_pointing_energy_by_hand():

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from samplelens_widget.engine import layouts
-from samplelens_widget.engine.capture import Capture
-from samplelens_widget.engine.graph import dependencies, depths_for
-from samplelens_widget.engine.layouts import LayoutSpec
-from samplelens_widget.engine.result import LayerInfo
+from samplelens_widget.cam import layouts
+from samplelens_widget.cam.capture import Capture
+from samplelens_widget.cam.graph import dependencies, depths_for
+from samplelens_widget.cam.layouts import LayoutSpec
+from samplelens_widget.cam.result import LayerInfo
 
 LeftOut = list[tuple[str, tuple[int, ...], str]]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.engine.result import _minmax, upsample
+from samplelens_widget.cam.result import _minmax, upsample
 
 LayerMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # refine(maps in execution order, depth of each, the name of the deepest layer) -> maps

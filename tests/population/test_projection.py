@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samplelens_widget.engine import projection
-from samplelens_widget.engine.neighbours import SimilarityIndex
-from samplelens_widget.engine.projection import MIN_UMAP_SAMPLES, PCA_EXACT_DIM, pca_2d, project
+from samplelens_widget.population import projection
+from samplelens_widget.population.neighbours import SimilarityIndex
+from samplelens_widget.population.projection import MIN_UMAP_SAMPLES, PCA_EXACT_DIM, pca_2d, project
 
 
 def test_pca_matches_numpy_svd_up_to_sign():

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from samplelens_widget.engine import projection
-from samplelens_widget.engine.projection import (
+from samplelens_widget.population import projection
+from samplelens_widget.population.projection import (
     Projection,
     pca_2d,
     project,

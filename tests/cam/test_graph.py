@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from samplelens_widget import CamEngine
-from tests.engine.archs import (
+from tests.cam.archs import (
     IdentityShortcuts,
     ThreeConvs,
     TinyDenseNet,

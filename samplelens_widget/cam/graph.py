@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from samplelens_widget.engine.capture import Capture
+from samplelens_widget.cam.capture import Capture
 
 
 @dataclass

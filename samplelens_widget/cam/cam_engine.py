@@ -7,12 +7,12 @@ import warnings
 import torch
 from torch import nn
 
-from samplelens_widget.engine import inputs as checks
-from samplelens_widget.engine import layouts
-from samplelens_widget.engine.cams import ALGORITHMS
-from samplelens_widget.engine.capture import Capture, capture_outputs, eval_mode
-from samplelens_widget.engine.layouts import LayoutSpec
-from samplelens_widget.engine.reading import (
+from samplelens_widget.cam import inputs as checks
+from samplelens_widget.cam import layouts
+from samplelens_widget.cam.algorithms import ALGORITHMS
+from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode
+from samplelens_widget.cam.layouts import LayoutSpec
+from samplelens_widget.cam.reading import (
     READ_ALL,
     READ_NONE,
     Layer,
@@ -20,7 +20,7 @@ from samplelens_widget.engine.reading import (
     reaching,
     read_layers,
 )
-from samplelens_widget.engine.result import CamResult, LayerInfo
+from samplelens_widget.cam.result import CamResult, LayerInfo
 
 
 class CamEngine:
@@ -33,7 +33,7 @@ class CamEngine:
     a block (a ResNet block or stage, an Inception block, a transformer block) — that depends on
     input ``connection`` and lies on its grid in a layout the engine knows (``NCHW``,
     channels-last ``NHWC``, or tokens ``(N, P + h*w, C)`` with ``P`` prefix tokens; see
-    ``samplelens_widget.engine.layouts``). Its *depth* is the number of layers on the longest
+    ``samplelens_widget.cam.layouts``). Its *depth* is the number of layers on the longest
     path from that input to it. A block whose output is the very tensor of one of its layers is
     that layer, named by the block. Outputs the engine cannot read (attention tensors, window
     partitions, ambiguous shapes) are left out and listed in ``CamResult.left_out``.

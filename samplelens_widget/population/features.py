@@ -22,16 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from samplelens_widget.engine.cache import (
+from samplelens_widget.cam.capture import all_modules, eval_mode, first_tensor
+from samplelens_widget.cam.layouts import Layout
+from samplelens_widget.population.cache import (
     USER_CACHE_DIR,
     FeatureCache,
     dataset_fingerprint,
     feature_key,
     model_hash,
 )
-from samplelens_widget.engine.capture import all_modules, eval_mode, first_tensor
-from samplelens_widget.engine.items import dataset_length, split_item
-from samplelens_widget.engine.layouts import Layout
+from samplelens_widget.population.items import dataset_length, split_item
 
 __all__ = [
     "Features",
@@ -129,7 +129,7 @@ def layer_reader(
 ) -> Layout | None:
     """How ``layer``'s output lies on the grid (``None``: it is no layer of the CAM engine, and
     its output is pooled over every dimension after the second)."""
-    from samplelens_widget.engine.cam_engine import CamEngine
+    from samplelens_widget.cam.cam_engine import CamEngine
 
     try:
         res = CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
@@ -139,7 +139,7 @@ def layer_reader(
 
 
 def _one_sample(model: nn.Module, sample_inputs: Sequence[torch.Tensor], device, layout):
-    from samplelens_widget.engine.cam_engine import CamEngine
+    from samplelens_widget.cam.cam_engine import CamEngine
 
     try:
         return CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))

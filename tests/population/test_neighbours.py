@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from samplelens_widget.engine.neighbours import SimilarityIndex, nearest
+from samplelens_widget.population.neighbours import SimilarityIndex, nearest
 
 
 def numpy_cosine(x: np.ndarray) -> np.ndarray:

@@ -18,25 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from samplelens_widget.engine.cache import (
+from samplelens_widget.payload import encode_colors, pack_coords
+from samplelens_widget.population import (
+    MIN_UMAP_SAMPLES,
+    SimilarityIndex,
+    check_layer,
+    default_layer,
+    extract_features,
+    layer_reader,
+    pca_2d,
+    project_in_background,
+    warm_up_umap,
+)
+from samplelens_widget.population.cache import (
     USER_CACHE_DIR,
     FeatureCache,
     dataset_fingerprint,
     feature_key,
     model_hash,
-)
-from samplelens_widget.engine.embed import (
-    MIN_UMAP_SAMPLES,
-    SimilarityIndex,
-    check_layer,
-    default_layer,
-    encode_colors,
-    extract_features,
-    layer_reader,
-    pack_coords,
-    pca_2d,
-    project_in_background,
-    warm_up_umap,
 )
 from samplelens_widget.session import Session
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from samplelens_widget.engine.capture import eval_mode
+from samplelens_widget.cam.capture import eval_mode
 
 
 def pointing_energy(heatmaps: np.ndarray, masks: np.ndarray) -> np.ndarray:

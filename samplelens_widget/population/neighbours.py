@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.engine.inputs import _as_features
+from samplelens_widget.population.checks import as_features
 
 __all__ = ["SimilarityIndex", "nearest"]
 
@@ -23,7 +23,7 @@ class SimilarityIndex:
     each query is one matrix product and one ``topk``."""
 
     def __init__(self, features, device: torch.device | str | None = None) -> None:
-        x = _as_features(features)
+        x = as_features(features)
         if device is not None:
             x = x.to(device)
         self.vectors = F.normalize(x.float(), dim=1)

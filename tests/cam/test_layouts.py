@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from samplelens_widget import CamEngine
-from samplelens_widget.engine.layouts import Grids, infer
-from tests.engine.test_cam_engine import assert_untouched, snapshot
+from samplelens_widget.cam.layouts import Grids, infer
+from tests.cam.test_cam_engine import assert_untouched, snapshot
 
 
 def hand_maps(model, x, module, to_nchw, label):

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.engine.cache import USER_CACHE_DIR, resolve_cache_dir
-from samplelens_widget.engine.inputs import _as_features, _check_int
+from samplelens_widget.population.cache import USER_CACHE_DIR, resolve_cache_dir
+from samplelens_widget.population.checks import as_features, check_int
 
 __all__ = [
     "MIN_UMAP_SAMPLES",
@@ -71,7 +71,7 @@ def pca_2d(
     largest-magnitude loading is positive: the same data always give the same picture.
     Missing components (one sample, one feature, constant data) are 0.
     """
-    x = _as_features(features)
+    x = as_features(features)
     if device is not None:
         x = x.to(device)
     x = x.float()
@@ -181,14 +181,14 @@ def umap_2d(
     umap-learn's default. Needs at least 3 samples; ``project`` handles small slices. The first
     call in a process still compiles numba code (seconds to tens of seconds; see
     ``warm_up_umap``)."""
-    x = _as_features(features)
+    x = as_features(features)
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"features: UMAP needs at least 3 samples, got {n}; use pca_2d")
-    _check_int("seed", seed, 0)
-    _check_int("n_neighbors", n_neighbors, 2)
+    check_int("seed", seed, 0)
+    check_int("n_neighbors", n_neighbors, 2)
     if n_epochs is not None:
-        _check_int("n_epochs", n_epochs, 1)
+        check_int("n_epochs", n_epochs, 1)
     elif n >= UMAP_SHORT_EPOCHS_FROM:
         n_epochs = 200
     k = min(n_neighbors, n - 1)
@@ -249,7 +249,7 @@ def project(
     """
     if method not in ("umap", "pca"):
         raise ValueError(f"method: {method!r} is unknown; allowed: 'umap', 'pca'")
-    x = _as_features(features)
+    x = as_features(features)
     n = x.shape[0]
     if n == 1:
         return Projection(
@@ -297,9 +297,9 @@ class BackgroundProjection:
         n_neighbors: int = 15,
         device: torch.device | str | None = None,
     ) -> None:
-        _check_int("seed", seed, 0)
-        _check_int("n_neighbors", n_neighbors, 2)
-        self._features = _as_features(features)
+        check_int("seed", seed, 0)
+        check_int("n_neighbors", n_neighbors, 2)
+        self._features = as_features(features)
         self._on_done = on_done
         self._seed, self._n_neighbors, self._device = seed, n_neighbors, device
         self.done = threading.Event()
