@@ -6,33 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from harness import screenshot
 from widget_helpers import canvas, pixels, set_slider, settle, wait_canvas
 
 from samplelens_widget import SampleLens
-from tests.zoo.models import ZOO, build
+from tests.zoo.models import ZOO, Images, build
 
 pytestmark = pytest.mark.ui
 
 OVERLAY = "canvas[data-role=overlay]"
 
 
-class Images:
-    def __init__(self, size, n=6):
-        g = torch.Generator().manual_seed(5)
-        self.x = torch.rand(n, 3, *size, generator=g)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], i % 5
-
-
 def test_a_vit_walks_its_blocks_on_the_page(light_page):
     z = next(z for z in ZOO if z.name == "timm vit_tiny_patch16_224")
-    lens = SampleLens(build(z), Images(z.size), projection="pca", cache_dir=None)
+    lens = SampleLens(build(z), Images(z.size, 6, seed=5), projection="pca", cache_dir=None)
     h = light_page(lens)
     settle(lens, h)
     wait_canvas(h.page, OVERLAY)

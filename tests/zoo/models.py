@@ -218,3 +218,17 @@ def user_reshape(z: Zoo, name: str, module: nn.Module, ndim: int):
             return None  # HF ConvNeXt's embedding norm is channels-first
         return nhwc if any(name.endswith(s) or (s + ".") in name for s in inside) else None
     return None
+
+
+class Images:
+    """A data set of random 3-channel images of one size, labels 0..4 (seeded)."""
+
+    def __init__(self, size: tuple[int, int], n: int = 10, seed: int = 3) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(n, 3, *size, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i], i % 5

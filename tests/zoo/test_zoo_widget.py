@@ -13,23 +13,9 @@ import torch
 from PIL import Image
 
 from samplelens_widget import CamEngine, SampleLens
-from tests.zoo.models import ZOO, build
+from tests.zoo.models import ZOO, Images, build
 
 N = 10
-
-
-class Images:
-    """Random 3-channel images of one size with labels 0..4."""
-
-    def __init__(self, size, n=N):
-        g = torch.Generator().manual_seed(3)
-        self.x = torch.rand(n, 3, *size, generator=g)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], i % 5
 
 
 def zoo(name):
@@ -48,7 +34,7 @@ CASES = {
 def make(name):
     z = zoo(name)
     model = build(z)
-    data = Images(z.size)
+    data = Images(z.size, N)
     lens = SampleLens(model, data, background=False, projection="pca", cache_dir=None)
     lens.sent = []
     lens.send = lambda content, buffers=None: lens.sent.append((content, list(buffers or [])))
