@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine, then runs every check:
-# ruff, the front end's type check (tsc) and unit tests (vitest), and pytest (engine, demo, widget, the model zoo,
+# ruff, mypy (strict, the CAM engine), the front end's type check (tsc) and unit tests (vitest),
+# and pytest (engine, demo, widget, the model zoo,
 # browser tests).
 # .ci/run calls this same script. Extra arguments go to pytest.
 set -euo pipefail
@@ -34,6 +35,9 @@ test -s samplelens_widget/static/widget.js || { echo "the bundle was not built" 
 
 step "ruff"
 $PY -m ruff check .
+
+step "mypy --strict on the CAM engine (samplelens_widget/cam)"
+$PY -m mypy --strict --follow-imports=silent samplelens_widget/cam
 
 step "tsc (esbuild bundles without type-checking)"
 npm run typecheck --silent

@@ -31,7 +31,7 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {}
 
 
-def register(name: str, title: str, refine: Refine | None = None):
+def register(name: str, title: str, refine: Refine | None = None) -> Callable[[LayerMap], LayerMap]:
     def wrap(fn: LayerMap) -> LayerMap:
         ALGORITHMS[name] = Algorithm(name, title, fn, refine)
         return fn
@@ -66,7 +66,8 @@ def focus_gate(
     top = depths[deepest]
     out = {}
     for name, m in maps.items():
-        out[name] = m if depths[name] >= top else m * upsample(gate, tuple(m.shape[-2:]))
+        size = (int(m.shape[-2]), int(m.shape[-1]))
+        out[name] = m if depths[name] >= top else m * upsample(gate, size)
     return out
 
 

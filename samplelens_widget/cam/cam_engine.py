@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
+from typing import cast
 
+import numpy as np
 import torch
 from torch import nn
+from torch.autograd.graph import Node
 
 from samplelens_widget.cam import inputs as checks
 from samplelens_widget.cam import layouts
-from samplelens_widget.cam.algorithms import ALGORITHMS
+from samplelens_widget.cam.algorithms import ALGORITHMS, LayerMap
 from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.cam.reading import (
     READ_ALL,
     READ_NONE,
     Layer,
+    LeftOut,
     nothing_readable,
     reaching,
     read_layers,
 )
 from samplelens_widget.cam.result import CamResult, LayerInfo
+
+# What explain() takes: one sample (C, H, W), a batch (N, C, H, W), or one of those per input of
+# a model called as model(*inputs); and the class(es) to explain.
+Inputs = torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]
+Label = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
 
 class CamEngine:
@@ -74,7 +84,7 @@ class CamEngine:
         """Where inputs go: the ``device`` given, else where the model's parameters are now."""
         if self._device is not None:
             return self._device
-        first = next(iter(self.model.parameters()), None)
+        first: torch.Tensor | None = next(iter(self.model.parameters()), None)
         if first is None:
             first = next(iter(self.model.buffers()), None)
         return first.device if first is not None else torch.device("cpu")
@@ -82,13 +92,17 @@ class CamEngine:
     def __repr__(self) -> str:
         return f"CamEngine({type(self.model).__name__}, device={str(self.device)!r})"
 
-    def layers(self, inputs, connection: int = 0) -> list[LayerInfo]:
+    def layers(self, inputs: Inputs, connection: int = 0) -> list[LayerInfo]:
         """The layers of input ``connection``, sorted by depth (ties: execution order): those
         of ``explain(inputs, connection=connection)``."""
         return self.explain(inputs, connection=connection).layers
 
     def explain(
-        self, inputs, label=None, algorithm: str = "gradcam", connection: int = 0
+        self,
+        inputs: Inputs,
+        label: Label = None,
+        algorithm: str = "gradcam",
+        connection: int = 0,
     ) -> CamResult:
         """Maps of every layer for the logit of ``label`` (an int, one int per sample, or None
         for each sample's predicted class) with ``algorithm`` (one of ``CamEngine.algorithms``)
@@ -115,14 +129,16 @@ class CamEngine:
                 top = max(i.depth for i in infos)
                 deepest = [i for i in infos if i.depth == top][-1]
                 maps = algo.refine(maps, {i.name: i.depth for i in infos}, deepest.name)
-        size = tuple(batch[connection].shape[-2:])
+        size = (int(batch[connection].shape[-2]), int(batch[connection].shape[-1]))
         readers = {lay.info.name: lay.layout for lay in layers}
         return CamResult(
             infos, maps, logits.detach(), targets, algo.name, connection, size, left_out, readers
         )
 
     @staticmethod
-    def _backward(score, layers, layer_map) -> tuple[dict[str, torch.Tensor], dict[str, bool]]:
+    def _backward(
+        score: torch.Tensor, layers: list[Layer], layer_map: LayerMap
+    ) -> tuple[dict[str, torch.Tensor], dict[str, bool]]:
         """The activation-only backward. Each layer's map is computed by a hook on its
         activation as soon as that gradient exists, so gradients are freed as the backward goes
         on instead of all being held at its end. The backward stops at the depth-1 layers.
@@ -130,7 +146,7 @@ class CamEngine:
         maps: dict[str, torch.Tensor] = {}
         reach: dict[str, torch.Tensor] = {}
 
-        def make_hook(layer: Layer):
+        def make_hook(layer: Layer) -> Callable[[torch.Tensor | None], None]:
             def hook(grad: torch.Tensor | None) -> None:
                 cap = layer.capture
                 if layer.info.name not in maps and grad is not None and cap is not None:
@@ -155,9 +171,10 @@ class CamEngine:
             assert cap is not None
             hook = make_hook(lay)
             if cap.recompute is None:
-                handles.append(cap.tensor.register_hook(hook))
+                handles.append(cap.tensor.register_hook(hook))  # type: ignore[no-untyped-call]
             else:  # rewritten in place: the gradient of the norm's own output, at its node
-                handles.append(cap.node.register_prehook(lambda grads, hook=hook: hook(grads[0])))
+                node = cast(Node, cap.node)
+                handles.append(node.register_prehook(lambda grads, hook=hook: hook(grads[0])))
             if lay.info.depth == 1:  # a norm run again is reached on the way to its input
                 roots.append((lay, cap.tensor if cap.recompute is None else cap.recompute[1]))
         try:
@@ -186,7 +203,9 @@ class CamEngine:
             flags.update(zip(checked, values, strict=True))
         return maps, flags
 
-    def _forward(self, tensors: list[torch.Tensor], connection: int):
+    def _forward(
+        self, tensors: list[torch.Tensor], connection: int
+    ) -> tuple[torch.Tensor, list[Layer], list[torch.Tensor], LeftOut]:
         """One forward with capture hooks. Returns (logits, the layers of ``connection`` in
         execution order, the batched inputs, the outputs left out and why)."""
         tensors = checks.add_batch_dim(tensors, connection)
@@ -230,7 +249,7 @@ class CamEngine:
             )
         logits = checks.logits_of(output)
         captures = [c for c in rec.captures if c.key not in changed]
-        size = tuple(batch[connection].shape[-2:])
+        size = (int(batch[connection].shape[-2]), int(batch[connection].shape[-1]))
         sequences = {c.tensor.shape[1] for c in captures if c.tensor.dim() == 3}
         sequences |= {s.shape[1] for s in rec.seen if len(s.shape) == 3}
         layers, left_out = read_layers(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -47,7 +47,8 @@ class Capture:
             return self.tensor.detach()
         module, arg, _ = self.recompute
         with torch.no_grad():
-            return module.forward(arg.detach())  # forward: no hooks of anyone's run again
+            out: torch.Tensor = module.forward(arg.detach())  # forward: no one's hooks run
+        return out
 
     def __post_init__(self) -> None:
         self.name = self.name or self.key
@@ -102,12 +103,14 @@ _VIEW_NODES = frozenset(
 )
 
 
-def _viewed(node: object, numel: int, by_node: dict[object, int], captures: list[Capture]):
+def _viewed(
+    node: object, numel: int, by_node: dict[object, int], captures: list[Capture]
+) -> int | None:
     """The capture a chain of view nodes leads to from ``node``, if it has as many elements."""
     for _ in range(4):
         if node is None or type(node).__name__ not in _VIEW_NODES:
             return None
-        children = [c for c, _ in node.next_functions if c is not None]
+        children = [c for c, _ in getattr(node, "next_functions", ()) if c is not None]
         if len(children) != 1:
             return None
         node = children[0]
@@ -172,7 +175,7 @@ RECOMPUTABLE: tuple[type[nn.Module], ...] = (
 )
 
 
-def recomputable(module: nn.Module, args: tuple) -> bool:
+def recomputable(module: nn.Module, args: tuple[object, ...]) -> bool:
     return (
         isinstance(module, RECOMPUTABLE)
         and len(args) == 1
@@ -205,12 +208,12 @@ def capture_outputs(
     keep: list[torch.Tensor] = []  # the copies handed on: their ids must stay unique
     owner = threading.get_ident()
 
-    def pre_hook(module, args):
+    def pre_hook(module: nn.Module, args: tuple[object, ...]) -> None:
         if threading.get_ident() == owner:
             starts.setdefault(id(module), []).append(len(captures))
 
-    def make_hook(path: str, is_root: bool):
-        def hook(module, args, output):
+    def make_hook(path: str, is_root: bool) -> Callable[..., object]:
+        def hook(module: nn.Module, args: tuple[object, ...], output: object) -> object:
             if threading.get_ident() != owner:  # someone else's forward: not ours to record
                 return None
             begin = starts[id(module)].pop() if starts.get(id(module)) else len(captures)
@@ -243,8 +246,9 @@ def capture_outputs(
             if t.grad_fn is not None:
                 by_node.setdefault(t.grad_fn, index)
             cap.can_recompute = recomputable(module, args)
-            if name in recompute and cap.can_recompute:
-                cap.recompute = (module, args[0], args[0]._version)
+            arg = args[0] if args else None
+            if name in recompute and cap.can_recompute and isinstance(arg, torch.Tensor):
+                cap.recompute = (module, arg, arg._version)
             elif name in clone:
                 copy = t.clone()
                 replaced = _replace_first(output, copy)

@@ -23,7 +23,7 @@ class LayerNode:
     inputs: int  # bit mask of the inputs this layer depends on
 
 
-def _children(node) -> list:
+def _children(node: object) -> list[object]:
     return [child for child, _ in getattr(node, "next_functions", ()) if child is not None]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 
-def to_tensors(inputs) -> list[torch.Tensor]:
+def to_tensors(inputs: object) -> list[torch.Tensor]:
     """One sample, a batch, or a tuple/list of them (several inputs) as a list of tensors."""
     if isinstance(inputs, (torch.Tensor, np.ndarray)):
         items = [inputs]
@@ -42,7 +42,7 @@ def add_batch_dim(tensors: list[torch.Tensor], connection: int) -> list[torch.Te
     )
 
 
-def check_connection(connection, n_inputs: int) -> int:
+def check_connection(connection: object, n_inputs: int) -> int:
     if isinstance(connection, bool) or not isinstance(connection, (int, np.integer)):
         raise TypeError(f"connection: expected an int input index, got {connection!r}")
     if not 0 <= connection < n_inputs:
@@ -53,13 +53,13 @@ def check_connection(connection, n_inputs: int) -> int:
     return int(connection)
 
 
-def check_algorithm(algorithm, allowed: Sequence[str]) -> str:
+def check_algorithm(algorithm: object, allowed: Sequence[str]) -> str:
     if not isinstance(algorithm, str) or algorithm not in allowed:
         raise ValueError(f"algorithm: {algorithm!r} is unknown; allowed: {list(allowed)}")
     return algorithm
 
 
-def targets_for(label, logits: torch.Tensor) -> torch.Tensor:
+def targets_for(label: object, logits: torch.Tensor) -> torch.Tensor:
     """The class to explain per sample: ``label`` (int or one per sample) or the prediction."""
     n, k = logits.shape
     if label is None:
@@ -85,7 +85,7 @@ def targets_for(label, logits: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(labels, dtype=torch.long, device=logits.device)
 
 
-def logits_of(output) -> torch.Tensor:
+def logits_of(output: object) -> torch.Tensor:
     """The (N, K) logits from what the model returned: a tensor, a tuple or list whose first
     item is one, a mapping (its ``"logits"`` entry, else its first value), or an object with
     ``.logits``; nested ones unwrap in turn."""
@@ -113,7 +113,7 @@ def describe_inputs(tensors: list[torch.Tensor]) -> str:
     )
 
 
-def _describe(x) -> str:
+def _describe(x: object) -> str:
     if isinstance(x, (torch.Tensor, np.ndarray)):
         return f"{type(x).__name__} of shape {tuple(x.shape)}"
     return f"{type(x).__name__} {x!r}"[:200]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -294,10 +295,12 @@ def spec_rank(spec: str) -> int:
 LAYOUT_NAMES = ("NCHW", "NHWC", "tokens", "tokens:P")
 
 
-def check_spec(spec) -> LayoutSpec:
+def check_spec(spec: object) -> LayoutSpec:
     """Check ``layout=`` before any work."""
-    if spec is None or callable(spec):
-        return spec
+    if spec is None:
+        return None
+    if callable(spec):
+        return cast(Reshape, spec)
     if isinstance(spec, str):
         _check_name(spec, "layout")
         return spec
@@ -313,7 +316,7 @@ def check_spec(spec) -> LayoutSpec:
                     f"tensor -> (N, C, h, w) or None, got {type(value).__name__}"
                 )
             _check_name(value, f"layout[{key!r}]")
-        return spec
+        return cast(Mapping[str, "str | Reshape | None"], spec)
     raise TypeError(
         f"layout: expected None, one of {list(LAYOUT_NAMES)}, a callable tensor -> (N, C, h, w) "
         f"or a dict of layer name to those, got {type(spec).__name__}"

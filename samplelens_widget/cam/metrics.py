@@ -20,7 +20,8 @@ def pointing_energy(heatmaps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         raise ValueError(f"masks: shape {m.shape} does not match the heatmaps' {h.shape}")
     total = h.sum(axis=1)
     inside = (h * m).sum(axis=1)
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
+    share: np.ndarray = np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
+    return share
 
 
 def perturbation_curves(
@@ -64,9 +65,9 @@ def perturbation_curves(
                 batch.append(torch.where(keep, x, torch.full_like(x, baseline)))
             stacked = torch.stack(batch, dim=1).reshape(-1, c, h, w).to(device)
             probs = torch.softmax(model(stacked).float(), dim=1)
-            probs = probs.reshape(x.shape[0], steps + 1, -1).cpu().numpy()
+            values = probs.reshape(x.shape[0], steps + 1, -1).cpu().numpy()
             t = np.asarray(targets)[sl]
-            out[sl] = probs[np.arange(len(t)), :, t]
+            out[sl] = values[np.arange(len(t)), :, t]
     return out
 
 
@@ -74,4 +75,5 @@ def auc(curves: np.ndarray) -> np.ndarray:
     """Area under each curve over the fraction of pixels changed, [0, 1] (trapezoid rule)."""
     curves = np.asarray(curves, dtype=np.float64)
     steps = curves.shape[1] - 1
-    return (curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)
+    area: np.ndarray = (curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2 * steps)
+    return area

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from samplelens_widget.cam import layouts
 from samplelens_widget.cam.capture import Capture
@@ -43,7 +44,7 @@ class Layer:
         self.capture = None
 
 
-def spec_for(spec: LayoutSpec, capture: Capture):
+def spec_for(spec: LayoutSpec, capture: Capture) -> str | layouts.Reshape | None | bool:
     """The user's layout for one capture: a spec, None (infer) or ``False`` (leave out). A
     layout name given for every layer applies to the outputs of its rank."""
     if isinstance(spec, str):
@@ -57,7 +58,7 @@ def spec_for(spec: LayoutSpec, capture: Capture):
 
 
 def read_layers(
-    model, captures: list[Capture], batch: list[torch.Tensor], connection: int,
+    model: nn.Module, captures: list[Capture], batch: list[torch.Tensor], connection: int,
     size: tuple[int, int], spec: LayoutSpec, token_counts: set[int],
 ) -> tuple[list[Layer], LeftOut]:
     """Decide each capture's layout, then the depths of those that are layers (in execution
@@ -72,13 +73,13 @@ def read_layers(
     if isinstance(spec, Mapping):
         check_spec_names(spec, captures)
     left_out: list[tuple[str, tuple[int, ...], str]] = []
-    decided: list[tuple[Capture, layouts.Layout | str]] = []
+    decided: Decided = []
     for c in captures:
         shape = tuple(c.tensor.shape)
         user = spec_for(spec, c)
         if user is False:
             decided.append((c, "left out by layout="))
-        elif user is not None:
+        elif user is not None and user is not True:
             decided.append((c, layouts.from_spec(user, shape, grids)))
         else:
             decided.append((c, layouts.infer(shape, n, layouts.module_hint(c.module), grids)))
@@ -111,11 +112,11 @@ def read_layers(
     for i, (c, lay) in enumerate(final):
         if i not in depth:
             continue
-        shape = chw(lay, c.tensor)
-        if shape is None:
+        read = chw(lay, c.tensor)
+        if read is None:
             left_out.append((c.name, tuple(c.tensor.shape), "layout= did not give (N, C, h, w)"))
             continue
-        info = LayerInfo(c.name, depth[i], shape, lay.describe(), tuple(c.aliases))
+        info = LayerInfo(c.name, depth[i], read, lay.describe(), tuple(c.aliases))
         layers.append(Layer(c, lay, info, tuple(c.tensor.shape), c.tensor.device))
     for c in captures:  # a view's base is no longer needed: do not keep its tensor alive
         c.view_of = None
@@ -134,7 +135,7 @@ def _unsettled_reason(kind: str, shape: tuple[int, ...]) -> str:
     )
 
 
-def check_spec_names(spec: Mapping, captures: list[Capture]) -> None:
+def check_spec_names(spec: Mapping[str, object], captures: list[Capture]) -> None:
     names = [n for c in captures for n in (c.name, c.key, *c.aliases)]
     for key in spec:
         if key not in names:
@@ -146,7 +147,10 @@ def check_spec_names(spec: Mapping, captures: list[Capture]) -> None:
             )
 
 
-def merge_views(decided):
+Decided = list[tuple[Capture, "layouts.Layout | str"]]
+
+
+def merge_views(decided: Decided) -> Decided:
     """A permute or reshape of a layer that reads as the same map is that layer, one more name
     (Swin's final ``permute`` of ``norm``); a readable view of an unreadable tensor (MaxViT's
     departition of its windows) is a layer of its own."""
@@ -188,7 +192,7 @@ def chw(lay: layouts.Layout, t: torch.Tensor) -> tuple[int, int, int] | None:
     return int(v.shape[1]), int(v.shape[2]), int(v.shape[3])
 
 
-def reaching(layers, reached, left_out) -> list[LayerInfo]:
+def reaching(layers: list[Layer], reached: dict[str, bool], left_out: LeftOut) -> list[LayerInfo]:
     """The layers up to the deepest one whose grid positions the target's gradient reaches.
 
     In a ViT whose head reads the class token only, the patch tokens after the last attention
@@ -206,9 +210,11 @@ def reaching(layers, reached, left_out) -> list[LayerInfo]:
     return infos
 
 
-def nothing_readable(model, connection, size, left_out) -> str:
+def nothing_readable(
+    model: nn.Module, connection: int, size: tuple[int, int], left_out: LeftOut
+) -> str:
     """The error for a model without one readable layer: what was found and why not."""
-    counts: dict[tuple[tuple[int, ...], str], int] = {}
+    counts: dict[tuple[tuple[int | str, ...], str], int] = {}
     for _, shape, why in left_out:
         key = (tuple("N" if i == 0 else s for i, s in enumerate(shape)), why)
         counts[key] = counts.get(key, 0) + 1

@@ -92,7 +92,7 @@ class CamResult:
         self.targets = targets.detach().cpu().numpy().astype(np.int64)
         self.algorithm = algorithm
         self.connection = connection
-        self.input_size = tuple(int(s) for s in input_size)
+        self.input_size: tuple[int, int] = (int(input_size[0]), int(input_size[1]))
         self.depths = sorted({info.depth for info in layers})
 
     def __repr__(self) -> str:
