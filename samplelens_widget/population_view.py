@@ -23,11 +23,10 @@ from samplelens_widget.population import (
     MIN_UMAP_SAMPLES,
     SimilarityIndex,
     check_layer,
-    default_layer,
     extract_features,
-    layer_reader,
     pca_2d,
     project_in_background,
+    resolve_layer,
     warm_up_umap,
 )
 from samplelens_widget.population.cache import (
@@ -219,12 +218,9 @@ class Population:
         layer = self.embed_layer
         with s.lock:
             inputs, _, _ = s.item(st.slice, 0)
-            if layer is None:
-                layer = default_layer(model, inputs, device, engine.layout)
-            else:
+            if layer is not None:
                 layer = check_layer(model, layer, argname="embed_layer")
-                assert layer is not None
-            reader = layer_reader(model, inputs, layer, device, engine.layout)
+            layer, reader = resolve_layer(model, inputs, layer, device, engine.layout)
             key = feature_key(model_hash(model), dataset_fingerprint(ds), layer)
         hit = self.cache.lookup(key)
         if hit is not None and hit[0].shape[0] == n and hit[1] == layer:

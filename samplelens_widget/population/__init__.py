@@ -22,6 +22,7 @@ from samplelens_widget.population.features import (
     extract_features,
     layer_names,
     layer_reader,
+    resolve_layer,
 )
 from samplelens_widget.population.neighbours import SimilarityIndex, nearest
 from samplelens_widget.population.projection import (
@@ -58,6 +59,7 @@ __all__ = [
     "pca_2d",
     "project",
     "project_in_background",
+    "resolve_layer",
     "umap_2d",
     "warm_up_umap",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "extract_features",
     "layer_names",
     "layer_reader",
+    "resolve_layer",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -115,39 +116,50 @@ def check_layer(model: nn.Module, layer, *, argname: str = "layer") -> str | Non
     return path if call == 1 else f"{path}#{call}"
 
 
+def resolve_layer(
+    model: nn.Module,
+    sample_inputs: Sequence[torch.Tensor],
+    layer: str | None,
+    device=None,
+    layout=None,
+) -> tuple[str, Layout | None]:
+    """The layer's name and how its output lies on the grid, from one analysis of one
+    sample's inputs (as ``CamEngine`` with ``layout=`` sees them on input 0).
+
+    ``layer=None`` is the deepest spatial layer, the one ``heatmap(None)`` shows. A named
+    layer that is no layer of the CAM engine (an MLP's, a ``(N, D)`` output) has no layout
+    (``None``): its output is pooled over every dimension after the second."""
+    from samplelens_widget.cam.cam_engine import CamEngine
+
+    try:
+        res = CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
+    except ValueError as err:
+        if layer is not None:
+            return layer, None
+        raise ValueError(
+            f"layer: None asks for the deepest spatial layer, but {type(model).__name__} has "
+            f"none on these inputs ({err}); choose one: {_describe_allowed(layer_names(model))}"
+        ) from err
+    name = res.layer_at(None).name if layer is None else layer
+    try:
+        return name, res.layout_of(name)
+    except ValueError:
+        return name, None
+
+
 def default_layer(
     model: nn.Module, sample_inputs: Sequence[torch.Tensor], device=None, layout=None
 ) -> str:
-    """The deepest spatial layer of ``model`` for one sample's inputs (as ``CamEngine.layers``
-    sees them on input 0, with ``CamEngine``'s ``layout=``): the layer ``heatmap(None)``
-    shows."""
-    return _one_sample(model, sample_inputs, device, layout).layer_at(None).name
+    """The deepest spatial layer of ``model`` for one sample's inputs: the layer
+    ``heatmap(None)`` shows (see ``resolve_layer``)."""
+    return resolve_layer(model, sample_inputs, None, device, layout)[0]
 
 
 def layer_reader(
     model: nn.Module, sample_inputs: Sequence[torch.Tensor], layer: str, device=None, layout=None
 ) -> Layout | None:
-    """How ``layer``'s output lies on the grid (``None``: it is no layer of the CAM engine, and
-    its output is pooled over every dimension after the second)."""
-    from samplelens_widget.cam.cam_engine import CamEngine
-
-    try:
-        res = CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
-        return res.layout_of(layer)
-    except ValueError:  # no map the engine reads (an MLP, a (N, D) layer): pooled as it is
-        return None
-
-
-def _one_sample(model: nn.Module, sample_inputs: Sequence[torch.Tensor], device, layout):
-    from samplelens_widget.cam.cam_engine import CamEngine
-
-    try:
-        return CamEngine(model, device=device, layout=layout).explain(list(sample_inputs))
-    except ValueError as err:
-        raise ValueError(
-            f"layer: None asks for the deepest spatial layer, but {type(model).__name__} has "
-            f"none on these inputs ({err}); choose one: {_describe_allowed(layer_names(model))}"
-        ) from err
+    """How ``layer``'s output lies on the grid, or None (see ``resolve_layer``)."""
+    return resolve_layer(model, sample_inputs, layer, device, layout)[1]
 
 
 def _pool(output, layer: str, batch: int, reader: Layout | None = None) -> torch.Tensor:
@@ -256,14 +268,13 @@ def extract_features(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     device = _model_device(model) if device is None else torch.device(device)
-    if layer is None:
+    if layer is None or isinstance(reader, str):  # one analysis of the first item says both
         first, _ = split_item(dataset[0])
-        layer = default_layer(model, first, device)
+        layer, found = resolve_layer(model, first, layer, device)
+        if isinstance(reader, str):
+            reader = found
     path, module, call = _parse_layer(model, layer)
     name = path if call == 1 else f"{path}#{call}"
-    if isinstance(reader, str):
-        first, _ = split_item(dataset[0])
-        reader = layer_reader(model, first, name, device)
 
     features: np.ndarray | None = None
     if progress is not None:
@@ -345,10 +356,11 @@ def cached_features(
         cache = FeatureCache(cache_dir)
     elif not isinstance(cache, FeatureCache):
         raise TypeError(f"cache: expected a FeatureCache or None, got {type(cache).__name__}")
+    reader: Layout | None | str = "infer"  # a cache hit needs no analysis at all
     if layer is None:
         first, _ = split_item(dataset[0])
         dev = _model_device(model) if device is None else torch.device(device)
-        layer = default_layer(model, first, dev)
+        layer, reader = resolve_layer(model, first, None, dev)
     path, _, call = _parse_layer(model, layer)
     name = path if call == 1 else f"{path}#{call}"
     key = feature_key(model_hash(model), dataset_fingerprint(dataset), name)
@@ -356,7 +368,8 @@ def cached_features(
     if hit is not None and hit[0].shape[0] == n and hit[1] == name:
         return Features(*hit[:2], key, hit[2])
     features, name = extract_features(
-        model, dataset, name, batch_size=batch_size, device=device, progress=progress
+        model, dataset, name, batch_size=batch_size, device=device, progress=progress,
+        reader=reader,
     )
     stored, name = cache.put(key, features, name)
     return Features(stored, name, key, "computed")
