@@ -81,7 +81,7 @@ def resolve_cache_dir(cache_dir: Any) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------ hashing
-def _update_tensor(h, t: torch.Tensor) -> None:
+def _update_tensor(h: hashlib._Hash, t: torch.Tensor) -> None:
     t = t.detach()
     h.update(f"{tuple(t.shape)}|{t.dtype}|".encode())
     if t.numel() == 0:
@@ -94,7 +94,7 @@ def _update_tensor(h, t: torch.Tensor) -> None:
     if t.dtype == torch.bool:
         t = t.to(torch.uint8)
     # a byte view of the storage: numpy cannot hold bfloat16 & co., bytes are bytes
-    h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # a view, no copy
 
 
 def model_hash(model: nn.Module) -> str:
@@ -120,7 +120,7 @@ def _fingerprint_indices(n: int, count: int = FINGERPRINT_ITEMS) -> list[int]:
     return sorted({round(i * (n - 1) / count) for i in range(count + 1)})
 
 
-def dataset_fingerprint(dataset) -> str:
+def dataset_fingerprint(dataset: Any) -> str:
     """SHA-256 (hex) of a data set's length and of a deterministic sample of its items (the
     first, the last and evenly spaced ones in between: ``FINGERPRINT_ITEMS + 1`` at most): their
     input tensors' shapes, dtypes and bytes and their labels.
@@ -149,7 +149,7 @@ def feature_key(model_digest: str, data_digest: str, layer: str) -> str:
 
 
 def _checksum(features: np.ndarray) -> str:
-    return hashlib.sha256(memoryview(np.ascontiguousarray(features)).cast("B")).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(features).data.cast("B")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------- cache

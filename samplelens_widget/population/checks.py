@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 
-def as_features(features, name: str = "features") -> torch.Tensor:
+def as_features(features: object, name: str = "features") -> torch.Tensor:
     if isinstance(features, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(features))
     elif isinstance(features, torch.Tensor):
@@ -31,7 +31,7 @@ def as_features(features, name: str = "features") -> torch.Tensor:
     return t
 
 
-def check_int(name: str, value, low: int) -> int:
+def check_int(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}"[:200])
     if value < low:

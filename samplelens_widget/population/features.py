@@ -13,7 +13,7 @@ Pure torch + numpy; nothing from the widget.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from samplelens_widget.cam.capture import all_modules, eval_mode, first_tensor
-from samplelens_widget.cam.layouts import Layout
+from samplelens_widget.cam.layouts import Layout, LayoutSpec
 from samplelens_widget.population.cache import (
     USER_CACHE_DIR,
     FeatureCache,
@@ -46,21 +46,22 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], Any]
+Device = torch.device | str | None
 
 
 def _model_device(model: nn.Module) -> torch.device:
-    first = next(iter(model.parameters()), None)
+    first: torch.Tensor | None = next(iter(model.parameters()), None)
     if first is None:
         first = next(iter(model.buffers()), None)
     return first.device if first is not None else torch.device("cpu")
 
 
-def _check_model(model) -> None:
+def _check_model(model: object) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
 
 
-def _check_dataset(dataset) -> int:
+def _check_dataset(dataset: Any) -> int:
     n = dataset_length(dataset)
     if n == 0:
         raise ValueError("dataset: it is empty; the population view needs at least one sample")
@@ -80,7 +81,9 @@ def _describe_allowed(names: list[str], limit: int = 8) -> str:
     return f"None (the deepest spatial layer) or a module path: {shown}{more}"
 
 
-def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, nn.Module, int]:
+def _parse_layer(
+    model: nn.Module, layer: object, argname: str = "layer"
+) -> tuple[str, nn.Module, int]:
     """``"path"`` / ``"path#k"`` -> (path, module, k)."""
     names = layer_names(model)
     if not isinstance(layer, str):
@@ -104,7 +107,7 @@ def _parse_layer(model: nn.Module, layer, argname: str = "layer") -> tuple[str, 
     return path, modules[path], k
 
 
-def check_layer(model: nn.Module, layer, *, argname: str = "layer") -> str | None:
+def check_layer(model: nn.Module, layer: object, *, argname: str = "layer") -> str | None:
     """Check a layer name before any work (for an early, clear error naming ``argname``, e.g.
     the widget's ``embed_layer``): ``None`` or an existing module path (``path#k``
     allowed; whether the module is called k times shows only in a forward). Returns the
@@ -120,8 +123,8 @@ def resolve_layer(
     model: nn.Module,
     sample_inputs: Sequence[torch.Tensor],
     layer: str | None,
-    device=None,
-    layout=None,
+    device: Device = None,
+    layout: LayoutSpec = None,
 ) -> tuple[str, Layout | None]:
     """The layer's name and how its output lies on the grid, from one analysis of one
     sample's inputs (as ``CamEngine`` with ``layout=`` sees them on input 0).
@@ -148,7 +151,10 @@ def resolve_layer(
 
 
 def default_layer(
-    model: nn.Module, sample_inputs: Sequence[torch.Tensor], device=None, layout=None
+    model: nn.Module,
+    sample_inputs: Sequence[torch.Tensor],
+    device: Device = None,
+    layout: LayoutSpec = None,
 ) -> str:
     """The deepest spatial layer of ``model`` for one sample's inputs: the layer
     ``heatmap(None)`` shows (see ``resolve_layer``)."""
@@ -156,13 +162,17 @@ def default_layer(
 
 
 def layer_reader(
-    model: nn.Module, sample_inputs: Sequence[torch.Tensor], layer: str, device=None, layout=None
+    model: nn.Module,
+    sample_inputs: Sequence[torch.Tensor],
+    layer: str,
+    device: Device = None,
+    layout: LayoutSpec = None,
 ) -> Layout | None:
     """How ``layer``'s output lies on the grid, or None (see ``resolve_layer``)."""
     return resolve_layer(model, sample_inputs, layer, device, layout)[1]
 
 
-def _pool(output, layer: str, batch: int, reader: Layout | None = None) -> torch.Tensor:
+def _pool(output: object, layer: str, batch: int, reader: Layout | None = None) -> torch.Tensor:
     """One layer output (N, ...) -> (N, D): a layer the CAM engine reads (``reader``) is
     averaged over its grid (N, C); any other output over every dimension after the second;
     (N, D) is taken as is; (N,) becomes (N, 1)."""
@@ -193,12 +203,14 @@ def _pool(output, layer: str, batch: int, reader: Layout | None = None) -> torch
 
 
 @contextmanager
-def _layer_hook(module: nn.Module, layer: str, call: int, reader: Layout | None):
+def _layer_hook(
+    module: nn.Module, layer: str, call: int, reader: Layout | None
+) -> Iterator[dict[str, Any]]:
     """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
     state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
     owner = threading.get_ident()
 
-    def hook(_module, _args, output):
+    def hook(_module: nn.Module, _args: tuple[object, ...], output: object) -> None:
         if threading.get_ident() != owner:  # someone else's forward: not ours to record
             return
         state["calls"] += 1
@@ -212,7 +224,7 @@ def _layer_hook(module: nn.Module, layer: str, call: int, reader: Layout | None)
         handle.remove()
 
 
-def _collate(dataset, start: int, stop: int) -> list[torch.Tensor]:
+def _collate(dataset: Any, start: int, stop: int) -> list[torch.Tensor]:
     columns: list[list[torch.Tensor]] | None = None
     for i in range(start, stop):
         inputs, _ = split_item(dataset[i])
@@ -237,7 +249,7 @@ def _collate(dataset, start: int, stop: int) -> list[torch.Tensor]:
 
 def extract_features(
     model: nn.Module,
-    dataset,
+    dataset: Any,
     layer: str | None = None,
     *,
     batch_size: int = 256,
@@ -314,7 +326,9 @@ def _call_names(path: str, count: int) -> str:
     return ", ".join(repr(path if k == 1 else f"{path}#{k}") for k in range(1, count + 1))
 
 
-def _rejected(batch, start, stop, err) -> ValueError:
+def _rejected(
+    batch: list[torch.Tensor], start: int, stop: int, err: Exception
+) -> ValueError:
     shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in batch)
     return ValueError(
         f"dataset: the model rejected items {start}..{stop - 1} (inputs: {shapes}): "
@@ -335,7 +349,7 @@ class Features:
 
 def cached_features(
     model: nn.Module,
-    dataset,
+    dataset: Any,
     layer: str | None = None,
     *,
     cache: FeatureCache | None = None,

@@ -56,7 +56,7 @@ def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
     return tuple(out), label
 
 
-def dataset_length(dataset) -> int:
+def dataset_length(dataset: Any) -> int:
     """``len(dataset)``, or a ``TypeError`` naming the argument when it is not a map-style one."""
     try:
         return len(dataset)

@@ -22,7 +22,7 @@ class SimilarityIndex:
     (default: the features' device; numpy arrays: the CPU). The rows are normalised once here;
     each query is one matrix product and one ``topk``."""
 
-    def __init__(self, features, device: torch.device | str | None = None) -> None:
+    def __init__(self, features: object, device: torch.device | str | None = None) -> None:
         x = as_features(features)
         if device is not None:
             x = x.to(device)
@@ -32,7 +32,7 @@ class SimilarityIndex:
     def __len__(self) -> int:
         return self.n
 
-    def _ids(self, ids, name: str = "ids") -> torch.Tensor:
+    def _ids(self, ids: object, name: str = "ids") -> torch.Tensor:
         if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
             ids = [ids]
         if isinstance(ids, torch.Tensor):
@@ -54,7 +54,7 @@ class SimilarityIndex:
                 )
         return torch.as_tensor([int(i) for i in ids], dtype=torch.long, device=self.vectors.device)
 
-    def _k(self, k, high: int, reason: str) -> int:
+    def _k(self, k: object, high: int, reason: str) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise TypeError(f"k: expected an int, got {type(k).__name__} {k!r}"[:200])
         if not 1 <= k <= high:
@@ -63,7 +63,7 @@ class SimilarityIndex:
         return int(k)
 
     def nearest(
-        self, query_ids, k: int, *, exclude_self: bool = True
+        self, query_ids: object, k: int, *, exclude_self: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per query: its ``k`` most similar samples, ``(ids (Q, k) int64, similarities (Q, k)
         float32)``, most similar first; with ``exclude_self`` a query is not its own
@@ -72,7 +72,7 @@ class SimilarityIndex:
         high = self.n - 1 if exclude_self else self.n
         k = self._k(k, high, f"the slice has {self.n} sample(s)")
         ids_out, sims_out = [], []
-        for chunk in q.split(1024):
+        for chunk in torch.split(q, 1024):
             sims = (self.vectors @ self.vectors[chunk].T).T  # (N, Q) product: the fast layout
             if exclude_self:
                 sims[torch.arange(len(chunk), device=sims.device), chunk] = -torch.inf
@@ -84,7 +84,7 @@ class SimilarityIndex:
             torch.cat(sims_out).cpu().numpy().astype(np.float32),
         )
 
-    def similar(self, ids, k: int) -> list[tuple[int, float]]:
+    def similar(self, ids: object, k: int) -> list[tuple[int, float]]:
         """The ``k`` samples most similar to any of ``ids`` (the selection), the ids themselves
         left out: ``[(id, cosine similarity), ...]``, most similar first (each candidate ranked
         by its largest similarity to one of ``ids``). ``k``: 1..N - len(set(ids))."""
@@ -92,7 +92,7 @@ class SimilarityIndex:
         high = self.n - len(q)
         k = self._k(k, high, f"the slice has {self.n} sample(s) and {len(q)} of them are the query")
         best: torch.Tensor | None = None
-        for chunk in q.split(256):
+        for chunk in torch.split(q, 256):
             sims = (self.vectors @ self.vectors[chunk].T).amax(dim=1)  # (N,)
             best = sims if best is None else torch.maximum(best, sims)
         assert best is not None
@@ -105,8 +105,8 @@ class SimilarityIndex:
 
 
 def nearest(
-    features,
-    query_ids,
+    features: object,
+    query_ids: object,
     k: int,
     *,
     exclude_self: bool = True,

@@ -58,7 +58,7 @@ PCA_EXACT_DIM = 256  # up to this many features (or rows fitted): an exact eigen
 
 
 def pca_2d(
-    features, *, device: torch.device | str | None = None, max_fit_samples: int = 4096
+    features: object, *, device: torch.device | str | None = None, max_fit_samples: int = 4096
 ) -> np.ndarray:
     """The first two principal components' scores, ``(N, 2) float32``, computed with torch.
 
@@ -109,7 +109,9 @@ def pca_2d(
     return out.cpu().numpy()
 
 
-def _top2_randomized(a: torch.Tensor, block: int = 10, iters: int = 7):
+def _top2_randomized(
+    a: torch.Tensor, block: int = 10, iters: int = 7
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-2 right singular vectors of ``a`` (m, d) and the squared singular values, by a
     randomized subspace iteration seeded with 0 (Halko et al.): deterministic on a device."""
     gen = torch.Generator(device=a.device).manual_seed(0)
@@ -127,6 +129,8 @@ def _numba_cache_dir() -> None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
     root = resolve_cache_dir(USER_CACHE_DIR)
+    if root is None:
+        return
     try:
         path = root / "numba"
         path.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,7 @@ def _exact_knn(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[0]
     rows = max(1, min(n, (1 << 25) // n))  # at most 32M similarities (128 MB) at a time
     idx, dist = [], []
-    for chunk in x.split(rows):
+    for chunk in torch.split(x, rows):
         top = (chunk @ x.T).topk(k, dim=1)
         idx.append(top.indices)
         dist.append(torch.sqrt((2.0 - 2.0 * top.values).clamp_min(0.0)))
@@ -159,7 +163,7 @@ _KNN_WARNING = r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent o
 
 
 def umap_2d(
-    features,
+    features: object,
     *,
     seed: int = 0,
     n_neighbors: int = 15,
@@ -198,7 +202,7 @@ def umap_2d(
     knn = _exact_knn(xn, k) if n <= UMAP_EXACT_KNN_MAX else (None, None, None)
     data = xn.cpu().numpy()
     _numba_cache_dir()
-    import umap  # lazily: importing it costs seconds
+    import umap  # type: ignore[import-untyped]  # lazily: importing it costs seconds
 
     # our k-NN graph has no search index (only needed by .transform, which is not used)
     warnings.filterwarnings("ignore", message=_KNN_WARNING, category=UserWarning)
@@ -236,7 +240,7 @@ def warm_up_umap() -> threading.Thread:
 
 
 def project(
-    features,
+    features: object,
     method: str = "umap",
     *,
     seed: int = 0,
@@ -273,7 +277,7 @@ def project(
         return _umap_failed(x, err, device)
 
 
-def _umap_failed(x: torch.Tensor, err: Exception, device) -> Projection:
+def _umap_failed(x: torch.Tensor, err: Exception, device: torch.device | str | None) -> Projection:
     msg = f"{type(err).__name__}: {err}"[:300]
     return Projection(pca_2d(x, device=device), "pca", f"UMAP failed ({msg}): showing PCA")
 
@@ -290,7 +294,7 @@ class BackgroundProjection:
 
     def __init__(
         self,
-        features,
+        features: object,
         on_done: Callable[[Projection], Any] | None = None,
         *,
         seed: int = 0,
@@ -342,7 +346,7 @@ class BackgroundProjection:
 
 
 def project_in_background(
-    features,
+    features: object,
     on_done: Callable[[Projection], Any] | None = None,
     *,
     seed: int = 0,
