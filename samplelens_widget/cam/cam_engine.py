@@ -14,7 +14,7 @@ from torch.autograd.graph import Node
 from samplelens_widget.cam import inputs as checks
 from samplelens_widget.cam import layouts
 from samplelens_widget.cam.algorithms import ALGORITHMS, LayerMap
-from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode
+from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode, model_device
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.cam.reading import (
     READ_ALL,
@@ -82,12 +82,7 @@ class CamEngine:
     @property
     def device(self) -> torch.device:
         """Where inputs go: the ``device`` given, else where the model's parameters are now."""
-        if self._device is not None:
-            return self._device
-        first: torch.Tensor | None = next(iter(self.model.parameters()), None)
-        if first is None:
-            first = next(iter(self.model.buffers()), None)
-        return first.device if first is not None else torch.device("cpu")
+        return self._device if self._device is not None else model_device(self.model)
 
     def __repr__(self) -> str:
         return f"CamEngine({type(self.model).__name__}, device={str(self.device)!r})"

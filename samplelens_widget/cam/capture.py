@@ -152,6 +152,14 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
                     m.training = flag
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (its buffers' device without parameters; else CPU)."""
+    first: torch.Tensor | None = next(iter(model.parameters()), None)
+    if first is None:
+        first = next(iter(model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def all_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every module with its path, the model itself (named by its class) included."""
     return [(name or type(model).__name__, m) for name, m in model.named_modules()]

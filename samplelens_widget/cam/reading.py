@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -44,7 +45,9 @@ class Layer:
         self.capture = None
 
 
-def spec_for(spec: LayoutSpec, capture: Capture) -> str | layouts.Reshape | None | bool:
+def spec_for(
+    spec: LayoutSpec, capture: Capture
+) -> str | layouts.Reshape | None | Literal[False]:
     """The user's layout for one capture: a spec, None (infer) or ``False`` (leave out). A
     layout name given for every layer applies to the outputs of its rank."""
     if isinstance(spec, str):
@@ -79,7 +82,7 @@ def read_layers(
         user = spec_for(spec, c)
         if user is False:
             decided.append((c, "left out by layout="))
-        elif user is not None and user is not True:
+        elif user is not None:
             decided.append((c, layouts.from_spec(user, shape, grids)))
         else:
             decided.append((c, layouts.infer(shape, n, layouts.module_hint(c.module), grids)))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from samplelens_widget.cam.capture import all_modules, eval_mode, first_tensor
+from samplelens_widget.cam.capture import all_modules, eval_mode, first_tensor, model_device
 from samplelens_widget.cam.layouts import Layout, LayoutSpec
 from samplelens_widget.population.cache import (
     USER_CACHE_DIR,
@@ -47,13 +47,6 @@ __all__ = [
 
 Progress = Callable[[int, int], Any]
 Device = torch.device | str | None
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    first: torch.Tensor | None = next(iter(model.parameters()), None)
-    if first is None:
-        first = next(iter(model.buffers()), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def _check_model(model: object) -> None:
@@ -176,7 +169,9 @@ def _pool(output: object, layer: str, batch: int, reader: Layout | None = None) 
     """One layer output (N, ...) -> (N, D): a layer the CAM engine reads (``reader``) is
     averaged over its grid (N, C); any other output over every dimension after the second;
     (N, D) is taken as is; (N,) becomes (N, 1)."""
-    output = first_tensor(output) if first_tensor(output) is not None else output
+    tensor = first_tensor(output)  # a tuple's or an output object's first tensor
+    if tensor is not None:
+        output = tensor
     if not isinstance(output, torch.Tensor):
         raise ValueError(
             f"layer: {layer!r} returns {type(output).__name__}, not a tensor; choose a layer "
@@ -279,7 +274,7 @@ def extract_features(
     n = _check_dataset(dataset)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-    device = _model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else torch.device(device)
     if layer is None or isinstance(reader, str):  # one analysis of the first item says both
         first, _ = split_item(dataset[0])
         layer, found = resolve_layer(model, first, layer, device)
@@ -373,7 +368,7 @@ def cached_features(
     reader: Layout | None | str = "infer"  # a cache hit needs no analysis at all
     if layer is None:
         first, _ = split_item(dataset[0])
-        dev = _model_device(model) if device is None else torch.device(device)
+        dev = model_device(model) if device is None else torch.device(device)
         layer, reader = resolve_layer(model, first, None, dev)
     path, _, call = _parse_layer(model, layer)
     name = path if call == 1 else f"{path}#{call}"
