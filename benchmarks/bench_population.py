@@ -38,7 +38,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samplelens_widget.payload import pack_coords  # noqa: E402
 from samplelens_widget.population import (  # noqa: E402
     SimilarityIndex,
     cached_features,
@@ -46,6 +45,7 @@ from samplelens_widget.population import (  # noqa: E402
     project_in_background,
 )
 from samplelens_widget.population.projection import _numba_cache_dir  # noqa: E402
+from samplelens_widget.protocol.buffers import pack_coords  # noqa: E402
 
 
 def blobs(n: int, d: int, k: int = 20, seed: int = 0) -> np.ndarray:

@@ -39,8 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui")]
 import harness  # noqa: E402
 
 from samplelens_widget import SampleLens  # noqa: E402
-from samplelens_widget.payload import pack_coords  # noqa: E402
 from samplelens_widget.population import SimilarityIndex  # noqa: E402
+from samplelens_widget.protocol.buffers import pack_coords  # noqa: E402
 
 SC = "document.querySelector('.sl-root').__samplelens.scatter"
 
@@ -112,7 +112,7 @@ def main() -> None:
     torch.set_num_threads(1)
     lens = SampleLens(Net(), Tiny(n), projection="pca", cache_dir=None, selected=[0])
     synthetic_population(lens, n)
-    meta, buffers = lens._population.message(lens.model_name, lens.slice)
+    meta, buffers = lens._answers.population_reply(lens.model_name, lens.slice)
     coords_bytes = len(buffers[0])
     total_bytes = sum(len(b) for b in buffers) + len(json.dumps(meta))
     assert coords_bytes == len(pack_coords(np.zeros((n, 2))))

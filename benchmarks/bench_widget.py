@@ -115,14 +115,14 @@ def bench_drag(page, repeats: int) -> dict:
     page.click("[data-role=depth-custom]")
     settle(lens, h)
     r = page.evaluate(JS_DRAG, [repeats])
-    meta, buffers = lens._session.payload(lens._key())
+    meta, buffers = lens._answers.analysis_reply(lens._key())
     maps = sum(len(b) for b in buffers[:-1])
     image = len(buffers[-1])
     meta_json = len(json.dumps(meta))
     t0 = time.perf_counter()
     fresh = lens._key(sample_id=3)
     fresh = type(fresh)(**{**fresh.as_dict(), "label": 7})  # surely not cached
-    lens._session.payload(fresh, with_image=False)
+    lens._answers.analysis_reply(fresh, with_image=False)
     explain_s = time.perf_counter() - t0
     lp.close()
     lens.close()

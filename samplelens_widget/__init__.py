@@ -11,7 +11,7 @@ __all__ = ["CamEngine", "CamResult", "LayerInfo", "SampleLens"]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     # The widget pulls in ipywidgets/anywidget; the engine alone must not.
     if name == "SampleLens":
         from samplelens_widget.widget import SampleLens

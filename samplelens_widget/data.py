@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +46,7 @@ def png_bytes(image: np.ndarray | Image.Image, size: tuple[int, int] | None = No
     """PNG bytes of an image; ``size`` (w, h) resizes it (box filter, for thumbnails)."""
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     if size is not None:
-        im = im.resize(size, Image.BOX)
+        im = im.resize(size, Image.Resampling.BOX)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=False, compress_level=3)
     return buf.getvalue()
@@ -109,6 +110,6 @@ class Sample:
     def input(self) -> torch.Tensor:
         return self.inputs[self.connection]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         yield self.input if len(self.inputs) == 1 else self.inputs
         yield self.label

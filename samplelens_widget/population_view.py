@@ -5,8 +5,8 @@ One :class:`Population` per widget. Per ``(model, slice)`` it keeps the features
 it is ready (computed in a background thread), a ``SimilarityIndex`` and the colour-by columns.
 Nothing here knows about traitlets or the page; ``widget.py`` wires it to both.
 
-The model forward passes run in chunks of ``chunk`` samples, each under the session's lock, so
-that an interactive analysis never waits long behind a feature extraction.
+The model forward passes run in batches of ``chunk`` samples, each under the session's model
+lock, so that an interactive analysis never waits long behind a feature extraction.
 """
 
 from __future__ import annotations
@@ -18,24 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from samplelens_widget.payload import encode_colors, pack_coords
 from samplelens_widget.population import (
     MIN_UMAP_SAMPLES,
+    BackgroundProjection,
+    FeatureCache,
+    Projection,
     SimilarityIndex,
+    cached_features,
     check_layer,
-    extract_features,
     pca_2d,
     project_in_background,
-    resolve_layer,
     warm_up_umap,
 )
-from samplelens_widget.population.cache import (
-    USER_CACHE_DIR,
-    FeatureCache,
-    dataset_fingerprint,
-    feature_key,
-    model_hash,
-)
+from samplelens_widget.population.cache import USER_CACHE_DIR
+from samplelens_widget.protocol.buffers import encode_colors, slice_columns
+from samplelens_widget.protocol.messages import ColumnMeta
 from samplelens_widget.session import Session
 
 __all__ = ["BUILTIN_COLUMNS", "PROJECTIONS", "Population", "check_metadata"]
@@ -71,14 +68,16 @@ def _metadata_columns(metadata: Any, argname: str) -> dict[str, Any]:
     )
 
 
-def check_metadata(metadata: Any, n: int, argname: str = "metadata") -> dict[str, dict]:
+def check_metadata(
+    metadata: Any, n: int, argname: str = "metadata"
+) -> dict[str, dict[str, Any]]:
     """Validate metadata for a slice of ``n`` samples and encode every column for the page
     (``encode_colors``). Wrong length: ``ValueError``; unsupported types: ``TypeError``; both
     name the column. Names of the built-in columns are refused."""
     if metadata is None:
         return {}
     cols = _metadata_columns(metadata, argname)
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, values in cols.items():
         if name in BUILTIN_COLUMNS:
             raise ValueError(
@@ -87,21 +86,6 @@ def check_metadata(metadata: Any, n: int, argname: str = "metadata") -> dict[str
             )
         out[name] = encode_colors(values, n, name=f"{argname}[{name!r}]")
     return out
-
-
-class _Range:
-    """Samples ``start:stop`` of a data set (a map-style view for chunked extraction)."""
-
-    def __init__(self, ds, start: int, stop: int):
-        self.ds, self.start, self.stop = ds, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self.ds[self.start + i]
 
 
 @dataclass
@@ -121,7 +105,7 @@ class PopState:
     umap_pending: bool = False
     error: str | None = None
     index: SimilarityIndex | None = None
-    background: Any = None
+    background: BackgroundProjection | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -146,7 +130,7 @@ class Population:
         embed_layer: str | None = None,
         cache_dir: Any = USER_CACHE_DIR,
         projection: str = "umap",
-        metadata: Mapping[str, dict[str, dict]] | None = None,
+        metadata: Mapping[str, dict[str, dict[str, Any]]] | None = None,
         chunk: int = 256,
     ) -> None:
         if projection not in PROJECTIONS:
@@ -203,10 +187,9 @@ class Population:
             self._start_umap(st, on_umap)
             return st
 
-    def _compute(self, st: PopState, progress) -> None:
+    def _compute(self, st: PopState, progress: Callable[[int, int], Any] | None) -> None:
         s = self.session
         model = s.models[st.model]
-        ds = s.slices[st.slice]
         engine = s.engines[st.model]
         device = engine.device
         n = st.n
@@ -215,43 +198,19 @@ class Population:
         if self.projection == "umap" and n >= MIN_UMAP_SAMPLES and not self._warmed:
             self._warmed = True
             warm_up_umap()  # numba compiles while the features are extracted
-        layer = self.embed_layer
-        with s.lock:
-            inputs, _, _ = s.item(st.slice, 0)
-            if layer is not None:
-                layer = check_layer(model, layer, argname="embed_layer")
-            layer, reader = resolve_layer(model, inputs, layer, device, engine.layout)
-            key = feature_key(model_hash(model), dataset_fingerprint(ds), layer)
-        hit = self.cache.lookup(key)
-        if hit is not None and hit[0].shape[0] == n and hit[1] == layer:
-            feats, name, source = hit[0], hit[1], hit[2]
-        else:
-            if progress is not None:
-                progress(0, n)
-            parts = []
-            name = layer
-            for start in range(0, n, self.chunk):
-                stop = min(n, start + self.chunk)
-                with s.lock:  # one chunk at a time: analyses interleave
-                    try:
-                        f, name = extract_features(
-                            model,
-                            _Range(ds, start, stop),
-                            layer,
-                            device=device,
-                            batch_size=self.chunk,
-                            reader=reader,
-                        )
-                    except ValueError as exc:
-                        msg = str(exc)
-                        if msg.startswith("layer: "):
-                            msg = "embed_layer: " + msg[len("layer: ") :]
-                        raise ValueError(msg) from None
-                parts.append(f)
-                if progress is not None:
-                    progress(stop, n)
-            feats, name = self.cache.put(key, np.concatenate(parts), name)
-            source = "computed"
+        found = cached_features(
+            model,
+            s.slices[st.slice],
+            check_layer(model, self.embed_layer, argname="embed_layer"),
+            cache=self.cache,
+            batch_size=self.chunk,
+            device=device,
+            progress=progress,
+            layout=engine.layout,
+            lock=s.lock,  # per batch: analyses interleave
+            argname="embed_layer",
+        )
+        feats, name, source = found.features, found.layer, found.source
         st.layer, st.source = name, source
         st.features = feats
         x = np.array(feats, dtype=np.float32)  # writable copy for torch
@@ -268,16 +227,16 @@ class Population:
                 )
         st.index = SimilarityIndex(x, device=device)
         # predictions of the whole slice (the colour columns); cached by the session
-        s.slice_stats(st.model, st.slice)
+        s.stats.of_slice(st.model, st.slice)
 
-    def _start_umap(self, st: PopState, on_umap) -> None:
+    def _start_umap(self, st: PopState, on_umap: Callable[[PopState], Any] | None) -> None:
         if self.projection != "umap" or st.n < MIN_UMAP_SAMPLES or st.umap is not None:
             return
         if st.background is not None:
             return
         st.umap_pending = True
 
-        def done(proj) -> None:
+        def done(proj: Projection) -> None:
             st.umap_pending = False
             if proj.method == "umap":
                 st.umap, st.method, st.note = proj.coords, "umap", None
@@ -298,93 +257,19 @@ class Population:
                 st.background.cancel()
 
     # ---------------------------------------------------------------- columns
-    def column_payloads(self, model_name: str, slice_name: str) -> list[tuple[dict, bytes]]:
+    def column_payloads(self, model_name: str, slice_name: str) -> list[tuple[ColumnMeta, bytes]]:
         """(meta, data) of every colour-by column of a slice for the page."""
-        s = self.session
-        stats = s.slice_stats(model_name, slice_name)
-        k = int(stats["num_classes"])
-        names = s.label_names(k)
-        labels = np.asarray(stats["labels"], dtype=np.int64)
-        preds = np.asarray(stats["predictions"], dtype=np.int64)
-        losses = np.asarray(stats["losses"], dtype=np.float64)
-        out = [
-            (_cat_meta("label", "True label", names), _codes(labels, k)),
-            (_cat_meta("prediction", "Predicted", names), _codes(preds, k)),
-        ]
-        correct = np.where(labels < 0, 255, (labels == preds).astype(np.int64))
-        out.append(
-            (
-                _cat_meta("correct", "Correct", ["incorrect", "correct"], palette="correct"),
-                _codes(correct, 2),
-            )
-        )
-        fin = losses[np.isfinite(losses)]
-        out.append(
-            (
-                {
-                    "key": "loss",
-                    "title": "Loss",
-                    "kind": "value",
-                    "dtype": "float32",
-                    # the colour scale spans the 2nd..98th percentile: losses are skewed (a
-                    # few large ones), and the min..max would leave most dots one colour
-                    "min": float(np.quantile(fin, 0.02)) if fin.size else None,
-                    "max": float(np.quantile(fin, 0.98)) if fin.size else None,
-                    "clipped": bool(fin.size),
-                },
-                losses.astype("<f4").tobytes(),
-            )
-        )
-        for name, enc in self.metadata.get(slice_name, {}).items():
-            meta = {kk: v for kk, v in enc.items() if kk != "data"}
-            meta.update(key=name, title=name)
-            out.append((meta, enc["data"]))
-        return out
-
-    def message(self, model_name: str, slice_name: str) -> tuple[dict, list[bytes]]:
-        """The ``population`` message: meta + [coordinates float32, one buffer per column]."""
-        st = self.state(model_name, slice_name)
-        coords = st.coords
-        assert coords is not None
-        cols = self.column_payloads(model_name, slice_name)
-        meta = {
-            "type": "population",
-            "model": model_name,
-            "slice": slice_name,
-            "n": st.n,
-            "layer": st.layer,
-            "source": st.source,
-            "method": st.method,
-            "note": st.note,
-            "umap_pending": st.umap_pending,
-            "columns": [c[0] for c in cols],
-        }
-        return meta, [pack_coords(coords), *[c[1] for c in cols]]
+        stats = self.session.stats.of_slice(model_name, slice_name)
+        names = self.session.label_names(int(stats["num_classes"]))
+        return slice_columns(stats, names, self.metadata.get(slice_name, {}))
 
     # ---------------------------------------------------------------- similar
-    def similar(self, model_name: str, slice_name: str, ids, k) -> list[tuple[int, float]]:
+    def similar(
+        self, model_name: str, slice_name: str, ids: Any, k: Any
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest neighbours of ``ids`` (computing the features first if needed)."""
         st = self.ensure(model_name, slice_name)
         assert st.index is not None
         if isinstance(ids, (list, tuple)):
             ids = [self.session.check_id(slice_name, i) for i in ids]
         return st.index.similar(ids, k)
-
-
-def _cat_meta(key: str, title: str, categories: list, palette: str | None = None) -> dict:
-    n = len(categories)
-    return {
-        "key": key,
-        "title": title,
-        "kind": "category",
-        "dtype": "uint8" if n < 255 else "uint16",
-        "categories": list(categories),
-        "palette": palette,
-        "missing": 255 if n < 255 else 65535,
-    }
-
-
-def _codes(values: np.ndarray, k: int) -> bytes:
-    """Category indices; anything outside 0..k-1 (no label) becomes the 'missing' code."""
-    missing = 255 if k < 255 else 65535
-    v = np.where((values >= 0) & (values < k), values, missing)
-    return v.astype("<u1" if k < 255 else "<u2").tobytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,9 @@ __all__ = ["render_visual", "plotly_js_bytes"]
 
 
 def _as_image(value: Any) -> np.ndarray | None:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(value, Image.Image):
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
         return np.asarray(value.convert("RGBA" if value.mode in ("RGBA", "LA", "P") else "RGB"))
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().numpy()
@@ -45,7 +44,9 @@ def _as_image(value: Any) -> np.ndarray | None:
     return None
 
 
-def render_visual(fn, sample) -> tuple[dict, list[bytes]]:
+def render_visual(
+    fn: Callable[[Any], Any], sample: Any
+) -> tuple[dict[str, Any], list[bytes]]:
     """Call a visualizer and describe its output: ``({"kind": ..., ...}, buffers)``.
 
     kinds: ``image`` (one PNG buffer), ``plotly`` (``figure``: the figure's JSON), ``text``,
@@ -71,7 +72,7 @@ def render_visual(fn, sample) -> tuple[dict, list[bytes]]:
 
 def plotly_js_bytes() -> bytes:
     """plotly.js as the plotly Python package ships it (sent to the page once, when needed)."""
-    import plotly
+    import plotly  # type: ignore[import-untyped]
 
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     if not path.exists():

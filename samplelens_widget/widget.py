@@ -1,13 +1,17 @@
-"""``SampleLens``: the Sample Analysis widget (anywidget). Traits and message plumbing only;
-the computations live in ``session.py``."""
+"""``SampleLens``: the Sample Analysis widget (anywidget): its traits, their checks, and the
+dispatch table of the page's requests.
+
+The computations live elsewhere: ``session.py`` (data, analyses, slice statistics),
+``population_view.py`` (the scatter), ``answers.py`` (the background requests),
+``workers.py`` (threads and locks), ``arguments.py`` (what a user passes),
+``protocol/`` (the messages).
+"""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import anywidget
 import numpy as np
@@ -15,19 +19,18 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
+from samplelens_widget import arguments as check
+from samplelens_widget.analyses import AnalysisKey
+from samplelens_widget.answers import DEFAULT_K, Answers
+from samplelens_widget.cam import ALGORITHMS, CamResult
 from samplelens_widget.cam.layouts import LayoutSpec
-from samplelens_widget.data import COLORMAPS, blend, png_bytes
-from samplelens_widget.payload import pack_coords
+from samplelens_widget.data import COLORMAPS, Sample, blend
 from samplelens_widget.population.cache import USER_CACHE_DIR
-from samplelens_widget.population_view import PROJECTIONS, Population, check_metadata
-from samplelens_widget.session import (
-    ALGORITHM_TITLES,
-    ALGORITHMS,
-    AnalysisKey,
-    LatestWorker,
-    Session,
-)
-from samplelens_widget.visualizers import plotly_js_bytes, render_visual
+from samplelens_widget.population_view import Population
+from samplelens_widget.protocol import REQUESTS, ProtocolError, decode_request, replies
+from samplelens_widget.protocol.messages import Info
+from samplelens_widget.session import Session
+from samplelens_widget.workers import Workers
 
 __all__ = ["SampleLens"]
 
@@ -39,9 +42,10 @@ _BUILD_HINT = (
     "`pip install .` (which runs the build)."
 )
 INITIAL_SELECTION = 12
-DEFAULT_K = 8
-THUMB_HOVER = 72
-CAM_TAB, INPUT_TAB = "CAM", "Input"
+CAM_TAB, INPUT_TAB = check.BUILTIN_TABS
+ALGORITHM_TITLES = {name: algo.title for name, algo in ALGORITHMS.items()}
+Handler = Callable[[dict[str, Any], list[bytes]], None]
+T = TypeVar("T")
 
 
 class SampleLens(anywidget.AnyWidget):
@@ -112,24 +116,16 @@ class SampleLens(anywidget.AnyWidget):
     as an array and ``lens.export(path)`` as a PNG; ``lens.sample`` the viewed sample as a
     visualizer sees it; ``lens.wait()`` blocks until the page's pending requests are answered.
 
-    Page and kernel: the traits above sync both ways. The page asks for analyses with messages
-    ``{"type": "analyze", "rid", "keys": [key, ...], "images": [bool, ...]}`` (also ``rows``,
-    ``stats``, ``visual``, ``plotly_js``, ``add``, ``select_all``, ``similar``); a worker thread
-    answers the newest request of each kind (older pending ones are dropped) with ``analysis``
-    messages: JSON meta + one uint8 map per depth at feature resolution (+ the input PNG) as
-    binary buffers. Each answer names its key; the page caches it and shows it only if it still
-    wants that key, so a stale answer never replaces a newer one. Depth changes are drawn in the
-    page from the maps it holds; the ``depth`` trait follows.
-
-    The population view adds: page -> kernel ``population`` (model, slice; answered on its own
-    worker thread with ``population_progress`` messages while the features are computed, then
-    ``population``: JSON meta + the coordinates as float32 x, y pairs + one buffer per colour
-    column; later ``population_coords`` when UMAP is ready, or ``population_error``),
-    ``pick`` (a clicked dot: add and view it), ``select_ids`` (a box/lasso: ``mode`` "replace"
-    or "add", the ids as ONE uint32 buffer), ``thumb`` (a hover thumbnail: answered with a PNG)
-    and ``similar`` (ids, k: answered with ``similar``, the neighbours and their similarities,
-    which the page adds to ``selected``). Selections travel as messages, never as traits that
-    a hover could overwrite; ``selected`` stays the one selection of page and Python.
+    Page and kernel: the traits above sync both ways; everything else travels as the messages
+    declared in ``samplelens_widget/protocol/messages.py`` (the page's ``js/wire.ts`` is
+    generated from them). Each request kind has one handler in this class's dispatch table and
+    a thread (``workers.py``): analyses, list rows, visualizers and thumbnails on one worker
+    (the newest request of each kind wins), a slice's statistics on another, the population
+    on a third; selections change the traits at once. Answers name their key; the page caches
+    them and shows one only while it still wants that key, so a stale answer never replaces
+    a newer one. Depth changes are drawn in the page from the maps it holds; the ``depth``
+    trait follows. Selections travel as messages, never as traits that a hover could
+    overwrite; ``selected`` stays the one selection of page and Python.
     """
 
     _esm = _ESM_PATH
@@ -157,7 +153,7 @@ class SampleLens(anywidget.AnyWidget):
         *,
         slices: Mapping[str, Any] | None = None,
         label_names: list[str] | Mapping[int, str] | None = None,
-        visualizers: Mapping[str, Callable] | None = None,
+        visualizers: Mapping[str, Callable[..., Any]] | None = None,
         device: Any = None,
         models: Mapping[str, nn.Module] | None = None,
         selected: list[int] | None = None,
@@ -174,95 +170,59 @@ class SampleLens(anywidget.AnyWidget):
         if not isinstance(getattr(type(self), "_esm", None), str) and not hasattr(
             type(self)._esm, "changed"
         ):  # the bundle was built after this module was imported
-            self._esm = _ESM_PATH.read_text(encoding="utf-8")
+            self._esm = _ESM_PATH.read_text(encoding="utf-8")  # type: ignore[assignment]
 
-        # --- models
-        all_models: dict[str, nn.Module] = {}
-        initial_model = None
-        if models:
-            for name, m in models.items():
-                if not isinstance(m, nn.Module):
-                    raise TypeError(f"models[{name!r}]: expected an nn.Module, got {type(m)}")
-                all_models[str(name)] = m
-                if m is model:
-                    initial_model = str(name)
-        if model is not None:
-            if not isinstance(model, nn.Module):
-                raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-            if initial_model is None:
-                initial_model = "model" if "model" not in all_models else "model (arg)"
-                all_models = {initial_model: model, **all_models}
-        if not all_models:
-            raise ValueError("model: expected an nn.Module (or models={name: module}), got None")
-        if initial_model is None:
-            initial_model = next(iter(all_models))
-
-        # --- slices
-        all_slices: dict[str, Any] = {}
-        initial_slice = None
-        if slices:
-            for name, ds in slices.items():
-                all_slices[str(name)] = ds
-                if ds is data:
-                    initial_slice = str(name)
-        if data is not None and initial_slice is None:
-            name = "data" if "data" not in all_slices else "data (arg)"
-            all_slices = {name: data, **all_slices}
-            initial_slice = name
-        if not all_slices:
-            raise ValueError("data: expected a map-style dataset (or slices={name: dataset})")
-        if initial_slice is None:
-            initial_slice = next(iter(all_slices))
-
-        vis = dict(visualizers or {})
-        for name in vis:
-            if name in (CAM_TAB, INPUT_TAB):
-                raise ValueError(
-                    f"visualizers: the name {name!r} is reserved; the built-in tabs are "
-                    f"{CAM_TAB!r} and {INPUT_TAB!r}"
-                )
-        self._session = Session(
+        all_models, initial_model = check.check_models(model, models)
+        all_slices, initial_slice = check.check_slices(data, slices)
+        vis = check.check_visualizers(visualizers)
+        projection = check.check_projection(projection)
+        embed_layer = check.check_embed_layer(embed_layer)
+        s = self._session = Session(
             all_models, all_slices, label_names=label_names, visualizers=vis, device=device,
             layout=layout,
         )
-        if projection is None:
-            projection = os.environ.get("SAMPLELENS_PROJECTION", "umap")
-        if projection not in PROJECTIONS:
-            raise ValueError(f"projection: {projection!r} is unknown; allowed: {list(PROJECTIONS)}")
-        if embed_layer is not None and not isinstance(embed_layer, str):
-            raise TypeError(
-                "embed_layer: expected a layer name (str) or None, got "
-                f"{type(embed_layer).__name__}"
-            )
         self._population = Population(
-            self._session,
+            s,
             embed_layer=embed_layer,
             cache_dir=cache_dir,
             projection=projection,
-            metadata=self._check_metadata(metadata, all_slices, initial_slice),
+            metadata=check.metadata_by_slice(metadata, all_slices, initial_slice, s.slice_len),
         )
         self._population.check_embed_layer(initial_model)
-        self._background = background
-        self._worker: LatestWorker | None = None
-        self._stats_worker: LatestWorker | None = None
-        self._pop_worker: LatestWorker | None = None
+        answers = self._answers = Answers(s, self._population, self._post, self._current)
+        #: the one dispatch table: request kind -> handler (threads: ``protocol.REQUESTS``)
+        self._handlers: dict[str, Handler] = {
+            "analyze": lambda req, _: answers.analyze(req),
+            "rows": lambda req, _: answers.rows(req),
+            "visual": lambda req, _: answers.visual(req),
+            "thumb": lambda req, _: answers.thumb(req),
+            "plotly_js": lambda req, _: answers.plotly_js(req),
+            "stats": lambda req, _: answers.stats(req),
+            "population": lambda req, _: answers.population(req),
+            "similar": lambda req, _: answers.similar(req),
+            "add": lambda req, _: self._add_sample(req["id"]),
+            "select_all": lambda req, _: self._select_all(),
+            "pick": lambda req, _: self._add_sample(req["id"]),
+            "select_ids": self._select_ids,
+        }
+        self._workers = Workers(self._run, background)
         super().__init__(**kwargs)
 
-        s = self._session
         k = s.num_classes(initial_model, initial_slice)
-        self._info = {
+        info: Info = {
             "models": list(all_models),
             "slices": {name: s.slice_len(name) for name in all_slices},
             "n_inputs": {name: s.n_inputs(name) for name in all_slices},
             "label_names": s.label_names(k),
             "num_classes": k,
-            "algorithms": [[a, ALGORITHM_TITLES[a]] for a in ALGORITHMS],
+            "algorithms": [(a, ALGORITHM_TITLES[a]) for a in ALGORITHMS],
             "colormaps": list(COLORMAPS),
             "visualizers": list(vis),
             "similar": True,
             "projection": projection,
             "columns": {name: self._population.columns(name) for name in all_slices},
         }
+        self._info = dict(info)
         with self.hold_trait_notifications():
             self.slice = initial_slice
             self.model_name = initial_model
@@ -270,6 +230,7 @@ class SampleLens(anywidget.AnyWidget):
         self.selected = list(range(min(INITIAL_SELECTION, n))) if selected is None else selected
         if self.selected and self.viewed is None:
             self.viewed = self.selected[0]
+        self._learn_depths()
         self.on_msg(self._on_msg)
 
     # ------------------------------------------------------------ validation
@@ -280,154 +241,105 @@ class SampleLens(anywidget.AnyWidget):
     def _slice_len(self) -> int:
         return self._session.slice_len(self.slice) if self.slice else 0
 
-    def _check_metadata(self, metadata: Any, slices: dict, initial: str) -> dict:
-        if metadata is None:
-            return {}
-        if isinstance(metadata, Mapping) and metadata and all(k in slices for k in metadata):
-            return {
-                name: check_metadata(m, self._session.slice_len(name), f"metadata[{name!r}]")
-                for name, m in metadata.items()
-            }
-        return {initial: check_metadata(metadata, self._session.slice_len(initial))}
+    def _checked(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, its ValueError as a TraitError that starts with the trait's name."""
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            text = str(exc)
+            text = text if text.startswith(f"{name}: ") else f"{name}: {text}"
+            raise t.TraitError(text) from None
 
     @t.validate("selected")
-    def _v_selected(self, proposal):
-        value = proposal["value"]
-        n = self._slice_len()
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        out: list[int] = []
-        seen: set[int] = set()
-        for i in value:
-            if type(i) is int and 0 <= i < n:  # the common case, fast for 100k ids
-                pass
-            else:
-                try:
-                    i = self._session.check_id(self.slice, i)
-                except ValueError as exc:
-                    raise t.TraitError(f"selected: {exc}") from None
-            if i not in seen:
-                seen.add(i)
-                out.append(i)
-        return out
+    def _v_selected(self, proposal: dict[str, Any]) -> list[int]:
+        n, slice_name = self._slice_len(), self.slice
+
+        def check_id(i: Any) -> int:
+            return self._session.check_id(slice_name, i)
+
+        return self._checked("selected", check.selected, proposal["value"], n, check_id)
 
     @t.validate("color_by")
-    def _v_color_by(self, proposal):
+    def _v_color_by(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]
         allowed = [k for k, _ in self._population.columns(self.slice)] if self.slice else []
         if value not in allowed:
             if self._from_page("color_by"):
                 return "label"
             raise t.TraitError(f"color_by: {value!r} is not one of {allowed}")
-        return value
+        return str(value)
 
     @t.validate("viewed")
-    def _v_viewed(self, proposal):
+    def _v_viewed(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
         if value is None:
             return None
-        try:
-            return self._session.check_id(self.slice, value)
-        except ValueError as exc:
-            raise t.TraitError(f"viewed: {exc}") from None
+        return self._checked("viewed", self._session.check_id, self.slice, value)
 
     @t.validate("algorithm")
-    def _v_algorithm(self, proposal):
+    def _v_algorithm(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]
-        by_title = {v.lower().replace(" ", ""): k for k, v in ALGORITHM_TITLES.items()}
-        norm = by_title.get(str(value).lower().replace(" ", ""), value)
-        if norm not in ALGORITHMS:
-            raise t.TraitError(f"algorithm: {value!r} is not one of {list(ALGORITHMS)}")
-        return norm
+        return self._checked("algorithm", check.algorithm, value, ALGORITHM_TITLES)
 
     @t.validate("label")
-    def _v_label(self, proposal):
-        value = proposal["value"]
-        if value is None:
-            return None
-        k = self._session.num_classes(self.model_name, self.slice) if self.model_name else None
-        if k is not None and not 0 <= value < k:
-            if self._from_page("label"):  # e.g. sent just before a model switch: the prediction
-                return None
-            raise t.TraitError(
-                f"label: {value} is not a class of the model; expected 0..{k - 1} or None "
-                "(the predicted class)"
-            )
-        return value
+    def _v_label(self, proposal: dict[str, Any]) -> int | None:
+        k = self._session.known_num_classes(self.model_name) if self.model_name else None
+        page = self._from_page("label")
+        return self._checked("label", check.label, proposal["value"], k, page)
 
     @t.validate("connection")
-    def _v_connection(self, proposal):
+    def _v_connection(self, proposal: dict[str, Any]) -> int:
         value = proposal["value"]
         n = self._session.n_inputs(self.slice) if self.slice else 1
         if not 0 <= value < n:
             raise t.TraitError(
                 f"connection: {value} is not an input of slice {self.slice!r}; expected 0..{n - 1}"
             )
-        return value
+        return int(value)
 
     @t.validate("depth")
-    def _v_depth(self, proposal):
-        value = proposal["value"]
-        if value is None:
-            return None
-        depths = self._depths()
-        if depths and value not in depths:
-            if self._from_page("depth"):  # the page's slider was for another model: clamp
-                return max([d for d in depths if d <= value] or [depths[0]])
-            raise t.TraitError(
-                f"depth: {value} is not a depth of model {self.model_name!r}; expected "
-                f"{depths[0]}..{depths[-1]} or None (the last layer)"
-            )
-        return value
+    def _v_depth(self, proposal: dict[str, Any]) -> int | None:
+        depths = self._session.analyses.depths(self.model_name) if self.model_name else None
+        page, name = self._from_page("depth"), self.model_name
+        return self._checked("depth", check.depth, proposal["value"], depths, name, page)
 
     @t.validate("slice")
-    def _v_slice(self, proposal):
-        value = proposal["value"]
-        if value not in self._session.slices:
-            raise t.TraitError(f"slice: {value!r} is not one of {list(self._session.slices)}")
-        return value
+    def _v_slice(self, proposal: dict[str, Any]) -> str:
+        allowed = list(self._session.slices)
+        return self._checked("slice", check.one_of, proposal["value"], allowed)
 
     @t.validate("model_name")
-    def _v_model_name(self, proposal):
-        value = proposal["value"]
-        if value not in self._session.models:
-            raise t.TraitError(f"model_name: {value!r} is not one of {list(self._session.models)}")
-        return value
+    def _v_model_name(self, proposal: dict[str, Any]) -> str:
+        allowed = list(self._session.models)
+        return self._checked("model_name", check.one_of, proposal["value"], allowed)
 
     @t.validate("compare")
-    def _v_compare(self, proposal):
-        value = proposal["value"]
-        if value is not None and value not in self._session.models:
-            raise t.TraitError(
-                f"compare: {value!r} is not one of {list(self._session.models)} or None"
-            )
-        return value
+    def _v_compare(self, proposal: dict[str, Any]) -> str | None:
+        allowed = list(self._session.models)
+        if proposal["value"] is None:
+            return None
+        return self._checked("compare", check.one_of, proposal["value"], allowed)
 
     @t.validate("colormap")
-    def _v_colormap(self, proposal):
-        value = proposal["value"]
-        if value not in COLORMAPS:
-            raise t.TraitError(f"colormap: {value!r} is not one of {list(COLORMAPS)}")
-        return value
+    def _v_colormap(self, proposal: dict[str, Any]) -> str:
+        allowed = list(COLORMAPS)
+        return self._checked("colormap", check.one_of, proposal["value"], allowed)
 
     @t.validate("opacity")
-    def _v_opacity(self, proposal):
+    def _v_opacity(self, proposal: dict[str, Any]) -> float:
         value = proposal["value"]
         if not 0.0 <= value <= 1.0:
             raise t.TraitError(f"opacity: {value} is outside [0, 1]")
-        return value
+        return float(value)
 
     @t.validate("tab")
-    def _v_tab(self, proposal):
-        value = proposal["value"]
+    def _v_tab(self, proposal: dict[str, Any]) -> str:
         allowed = [CAM_TAB, INPUT_TAB, *self._session.visualizers]
-        if value not in allowed:
-            raise t.TraitError(f"tab: {value!r} is not one of {allowed}")
-        return value
+        return self._checked("tab", check.one_of, proposal["value"], allowed)
 
     # ------------------------------------------------------------- observers
     @t.observe("slice")
-    def _on_slice(self, change):
+    def _on_slice(self, change: dict[str, Any]) -> None:
         if change["old"] in ("", None):
             return
         n = self._slice_len()
@@ -439,53 +351,64 @@ class SampleLens(anywidget.AnyWidget):
                 self.color_by = "label"
 
     @t.observe("selected")
-    def _on_selected(self, change):
+    def _on_selected(self, change: dict[str, Any]) -> None:
         if self.viewed is not None and self.viewed not in self.selected:
             self.viewed = self.selected[0] if self.selected else None
         elif self.viewed is None and self.selected:
             self.viewed = self.selected[0]
 
     @t.observe("viewed")
-    def _on_viewed(self, change):
+    def _on_viewed(self, change: dict[str, Any]) -> None:
         if change["new"] is not None and change["new"] not in self.selected:
             self.selected = [*self.selected, change["new"]]
 
     @t.observe("model_name")
-    def _on_model(self, change):
+    def _on_model(self, change: dict[str, Any]) -> None:
+        """A new model: learn its classes and depths (an observer may run the model; the
+        validators only read what is known), then drop a label or depth it does not have."""
         if change["old"] in ("", None) or not self.slice:
             return
         k = self._session.num_classes(self.model_name, self.slice)
         if self.label is not None and self.label >= k:
             self.label = None
-        if self.depth is not None and self.depth not in self._depths():
+        depths = self._learn_depths()
+        if self.depth is not None and depths and self.depth not in depths:
             self.depth = None
+
+    def _learn_depths(self) -> list[int] | None:
+        """The current model's depths, from one analysis of the viewed sample (the one the page
+        asks for first). None when that analysis fails: the page shows why."""
+        if not self._slice_len():
+            return None
+        try:
+            return self._session.depths(self._key(sample_id=self.viewed or 0))
+        except Exception:
+            return None
 
     # ---------------------------------------------------------------- python
     def _key(self, model_name: str | None = None, sample_id: int | None = None) -> AnalysisKey:
+        sid = self.viewed if sample_id is None else sample_id
         return AnalysisKey(
             model=model_name or self.model_name,
             slice=self.slice,
-            id=self.viewed if sample_id is None else sample_id,
+            id=0 if sid is None else sid,
             algorithm=self.algorithm,
             label=self.label,
             connection=self.connection,
         )
 
-    def _depths(self) -> list[int]:
-        sample_id = self.viewed if self.viewed is not None else 0
-        if not self._slice_len():
-            return []
-        return list(self._session.analysis(self._key(sample_id=sample_id)).depths)
+    def _current(self) -> tuple[str, str, list[int]]:
+        return self.model_name, self.slice, list(self.selected)
 
     @property
-    def result(self):
+    def result(self) -> CamResult | None:
         """The CamResult of the viewed sample (``None`` when no sample is viewed)."""
         if self.viewed is None:
             return None
         return self._session.analysis(self._key())
 
     @property
-    def sample(self):
+    def sample(self) -> Sample | None:
         """The viewed sample as a visualizer sees it (``None`` when no sample is viewed)."""
         if self.viewed is None:
             return None
@@ -495,14 +418,14 @@ class SampleLens(anywidget.AnyWidget):
         """The current overlay as a uint8 (H, W, 3) array: the input with the heatmap over it
         (the trait ``depth`` unless given; colormap and opacity from the traits)."""
         res = self.result
-        if res is None:
+        if res is None or self.viewed is None:
             raise ValueError("overlay: no sample is viewed; set lens.viewed or lens.selected")
         d = self.depth if depth == "current" else depth
-        heat = res.heatmap(d)[0]
+        heat = res.heatmap(d if isinstance(d, int) or d is None else None)[0]
         image = self._session.image(self.slice, self.viewed, self.connection)
         h, w = heat.shape
         if image.shape[:2] != (h, w):
-            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+            image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
         return blend(image, heat, self.colormap, float(self.opacity))
 
     def export(self, path: str | pathlib.Path, depth: int | None | str = "current") -> pathlib.Path:
@@ -520,7 +443,7 @@ class SampleLens(anywidget.AnyWidget):
             ids = list(self.selected)
         return self._population.similar(self.model_name, self.slice, ids, k)
 
-    def population(self) -> dict:
+    def population(self) -> dict[str, Any]:
         """The population of the current model and slice (computed if needed): ``features``
         (N, D), ``coords`` (N, 2) as shown (UMAP once ready, else PCA), ``method``, ``layer``,
         ``note``."""
@@ -535,11 +458,7 @@ class SampleLens(anywidget.AnyWidget):
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Wait until the page's pending requests are answered (for scripts and tests)."""
-        ok = True
-        for worker in (self._worker, self._stats_worker, self._pop_worker):
-            if worker is not None:
-                ok = worker.wait_idle(timeout) and ok
-        return ok
+        return self._workers.wait(timeout)
 
     def wait_umap(self, timeout: float = 120.0) -> bool:
         """Wait until the UMAP map of the current model and slice is ready (or has fallen back
@@ -550,40 +469,36 @@ class SampleLens(anywidget.AnyWidget):
         return st.done.wait(timeout)
 
     def close(self) -> None:
-        for name in ("_worker", "_stats_worker", "_pop_worker"):
-            worker = getattr(self, name, None)
-            if worker is not None:
-                worker.close()
+        workers = getattr(self, "_workers", None)
+        if workers is not None:
+            workers.close()
         pop = getattr(self, "_population", None)
         if pop is not None:
             pop.close()
         super().close()
 
     # -------------------------------------------------------------- messages
-    def _send_error(self, message: str, **extra: Any) -> None:
-        self.send({"type": "error", "message": message, **extra})
+    def _post(self, content: Any, buffers: list[bytes] | None = None) -> None:
+        self.send(content, buffers=buffers or None)
 
-    def _on_msg(self, _widget, content, buffers) -> None:
-        if not isinstance(content, dict):
-            return
-        kind = content.get("type")
+    def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        """A message from the page: checked against its declaration, then run on its thread."""
         try:
-            if kind == "add":
-                self._add_sample(content.get("id"))
-            elif kind == "select_all":
-                self.selected = list(range(self._slice_len()))
-            elif kind == "pick":
-                self._add_sample(content.get("id"))
-            elif kind == "select_ids":
-                self._select_ids(content, buffers)
-            elif kind in ("population", "similar"):
-                self._submit(kind, content)
-            elif kind in ("analyze", "rows", "stats", "visual", "plotly_js", "thumb"):
-                self._submit(kind, content)
-            else:
-                self._send_error(f"unknown request type {kind!r}")
-        except Exception as exc:  # shown in the widget; the widget stays usable
-            self._send_error(f"{type(exc).__name__}: {exc}", rid=content.get("rid"))
+            kind, request = decode_request(content)
+        except ProtocolError as exc:
+            rid = content.get("rid") if isinstance(content, dict) else None
+            self._post(*replies.error(str(exc), rid))
+            return
+        self._workers.submit(kind, (request, list(buffers or [])))
+
+    def _run(self, kind: str, job: tuple[dict[str, Any], list[bytes]]) -> None:
+        request, buffers = job
+        try:
+            self._handlers[kind](request, buffers)
+        except Exception as exc:  # shown in the widget; the widget and the worker stay usable
+            request_kind = kind if REQUESTS[kind].thread != "comm" else None
+            message = f"{type(exc).__name__}: {exc}"
+            self._post(*replies.error(message, request.get("rid"), request=request_kind))
 
     def _add_sample(self, raw: Any) -> None:
         text = str(raw).strip() if raw is not None else ""
@@ -596,19 +511,22 @@ class SampleLens(anywidget.AnyWidget):
             self.selected = [*self.selected, sample_id]
         self.viewed = sample_id
 
-    def _select_ids(self, content: dict, buffers: list) -> None:
+    def _select_all(self) -> None:
+        self.selected = list(range(self._slice_len()))
+
+    def _select_ids(self, request: dict[str, Any], buffers: list[Any]) -> None:
         """A box/lasso selection: ids as one uint32 buffer; mode "replace" or "add"."""
         if buffers:
             ids = np.frombuffer(memoryview(buffers[0]).tobytes(), dtype="<u4").tolist()
         else:
-            ids = [int(i) for i in content.get("ids") or []]
-        if content.get("slice") not in (None, self.slice):
+            ids = list(request.get("ids") or [])
+        if request.get("slice") not in (None, self.slice):
             return  # drawn on another slice's scatter: stale
         n = self._slice_len()
         bad = [i for i in ids if not 0 <= i < n]
         if bad:
             raise ValueError(f"selection: sample id {bad[0]} is out of range 0..{n - 1}")
-        if content.get("mode") == "add":
+        if request.get("mode") == "add":
             have = set(self.selected)
             ids = [*self.selected, *[i for i in ids if i not in have]]
         if not ids:
@@ -617,175 +535,3 @@ class SampleLens(anywidget.AnyWidget):
             self.selected = ids
             if self.viewed not in set(ids):
                 self.viewed = ids[0]
-
-    def _submit(self, kind: str, content: dict) -> None:
-        if not self._background:
-            self._handle(kind, content)
-            return
-        if kind in ("population", "similar"):  # slow (the whole slice): their own thread
-            if self._pop_worker is None:
-                self._pop_worker = LatestWorker(self._handle, ("population", "similar"))
-            self._pop_worker.submit(kind, content)
-            return
-        if kind == "stats":  # slow (the whole slice): its own thread, so analyses interleave
-            if self._stats_worker is None:
-                self._stats_worker = LatestWorker(self._handle, ("stats",))
-            self._stats_worker.submit(kind, content)
-            return
-        if self._worker is None:
-            self._worker = LatestWorker(
-                self._handle, ("analyze", "rows", "visual", "thumb", "plotly_js")
-            )
-        self._worker.submit(kind, content)
-
-    def _handle(self, kind: str, content: dict) -> None:
-        rid = content.get("rid")
-        s = self._session
-        try:
-            if kind == "analyze":
-                keys = content.get("keys") or []
-                images = content.get("images") or [True] * len(keys)
-                for raw_key, with_image in zip(keys, images, strict=False):
-                    key = AnalysisKey.from_dict(raw_key)
-                    try:
-                        meta, buffers = s.payload(key, with_image=bool(with_image))
-                    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
-                        self.send(
-                            {
-                                "type": "error",
-                                "rid": rid,
-                                "key": raw_key,
-                                "message": f"{type(exc).__name__}: {exc}",
-                            }
-                        )
-                        continue
-                    meta["rid"] = rid
-                    self.send(meta, buffers=buffers)
-            elif kind == "stats":
-                msg = s.stats_message(str(content["model"]), str(content["slice"]))
-                msg["rid"] = rid
-                self.send(msg)
-            elif kind == "rows":
-                ids = [int(i) for i in content.get("ids") or []]
-                meta, buffers = s.rows(str(content["model"]), str(content["slice"]), ids)
-                meta["rid"] = rid
-                meta["page"] = content.get("page")
-                self.send(meta, buffers=buffers)
-            elif kind == "visual":
-                name = str(content["name"])
-                slice_name, sample_id = str(content["slice"]), int(content["id"])
-                connection = int(content.get("connection", 0))
-                try:
-                    sample = s.sample(slice_name, sample_id, connection)
-                except Exception as exc:
-                    meta, buffers = {"kind": "error", "message": f"{type(exc).__name__}: {exc}"}, []
-                else:
-                    meta, buffers = render_visual(s.visualizers[name], sample)
-                meta.update(
-                    type="visual",
-                    rid=rid,
-                    name=name,
-                    slice=slice_name,
-                    id=sample_id,
-                    connection=connection,
-                )
-                self.send(meta, buffers=buffers)
-            elif kind == "plotly_js":
-                self.send({"type": "plotly_js", "rid": rid}, buffers=[plotly_js_bytes()])
-            elif kind == "thumb":
-                slice_name, sample_id = str(content["slice"]), int(content["id"])
-                img = s.image(slice_name, sample_id, 0)
-                self.send(
-                    {"type": "thumb", "rid": rid, "slice": slice_name, "id": sample_id},
-                    buffers=[png_bytes(img, size=(THUMB_HOVER, THUMB_HOVER))],
-                )
-            elif kind == "population":
-                self._handle_population(content)
-            elif kind == "similar":
-                self._handle_similar(content)
-        except Exception as exc:  # reported in the widget, never kills the worker
-            self._send_error(f"{type(exc).__name__}: {exc}", rid=rid, request=kind)
-
-    # ----------------------------------------------------------- population
-    def _handle_population(self, content: dict) -> None:
-        rid = content.get("rid")
-        model_name, slice_name = str(content["model"]), str(content["slice"])
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done in (0, total) or now - last[0] > 0.1:
-                last[0] = now
-                self.send(
-                    {
-                        "type": "population_progress",
-                        "model": model_name,
-                        "slice": slice_name,
-                        "done": int(done),
-                        "total": int(total),
-                    }
-                )
-
-        def on_umap(st) -> None:
-            try:
-                meta = {
-                    "type": "population_coords",
-                    "model": st.model,
-                    "slice": st.slice,
-                    "method": st.method,
-                    "note": st.note,
-                    "umap_pending": False,
-                }
-                coords = st.coords
-                self.send(meta, buffers=[pack_coords(coords)])
-            except Exception:  # the comm may be closed by now
-                pass
-
-        try:
-            self._population.ensure(model_name, slice_name, progress=progress, on_umap=on_umap)
-            meta, buffers = self._population.message(model_name, slice_name)
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            self.send(
-                {
-                    "type": "population_error",
-                    "rid": rid,
-                    "model": model_name,
-                    "slice": slice_name,
-                    "message": message,
-                }
-            )
-            self._send_error(message, rid=rid, request="population")
-            return
-        meta["rid"] = rid
-        self.send(meta, buffers=buffers)
-
-    def _handle_similar(self, content: dict) -> None:
-        rid = content.get("rid")
-        ids = content.get("ids")
-        if ids is None:
-            ids = list(self.selected)
-        k = content.get("k", DEFAULT_K)
-        if isinstance(k, float) and k.is_integer():
-            k = int(k)
-        try:
-            found = self._population.similar(
-                str(content.get("model", self.model_name)),
-                str(content.get("slice", self.slice)),
-                [int(i) for i in ids],
-                k,
-            )
-        except Exception as exc:
-            self._send_error(f"Fetch similar: {type(exc).__name__}: {exc}", rid=rid)
-            return
-        self.send(
-            {
-                "type": "similar",
-                "rid": rid,
-                "model": content.get("model", self.model_name),
-                "slice": content.get("slice", self.slice),
-                "query": [int(i) for i in ids],
-                "ids": [i for i, _ in found],
-                "similarities": [s for _, s in found],
-            }
-        )

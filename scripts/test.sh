@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine, then runs every check:
-# ruff, mypy (strict, the two engine packages), the front end's type check (tsc) and unit tests (vitest),
+# ruff, mypy (strict, the whole package), the front end's type check (tsc) and unit tests (vitest),
 # and pytest (engine, demo, widget, the model zoo,
 # browser tests).
 # .ci/run calls this same script. Extra arguments go to pytest.
@@ -36,8 +36,8 @@ test -s samplelens_widget/static/widget.js || { echo "the bundle was not built" 
 step "ruff"
 $PY -m ruff check .
 
-step "mypy --strict on the two engine packages (samplelens_widget/cam, samplelens_widget/population)"
-$PY -m mypy --strict --follow-imports=silent samplelens_widget/cam samplelens_widget/population
+step "mypy --strict on the whole package (the engines, the protocol, the widget side, the demo)"
+$PY -m mypy --strict --follow-imports=silent samplelens_widget
 
 step "tsc (esbuild bundles without type-checking)"
 npm run typecheck --silent

@@ -74,7 +74,8 @@ def _background(rng: np.random.Generator, n: int) -> np.ndarray:
     ramp = (_XX - 31.5) * _col(np.cos(phi) / 32.0) + (_YY - 31.5) * _col(np.sin(phi) / 32.0)
     gcol = rng.uniform(-25.0, 25.0, (n, 3)).astype(np.float32)
     img += ramp[:, None] * gcol[:, :, None, None]
-    return np.clip(img, 0.0, 255.0, out=img)
+    out: np.ndarray = np.clip(img, 0.0, 255.0, out=img)
+    return out
 
 
 def _contrasting_colours(
@@ -128,11 +129,15 @@ def _object_masks(
     return masks
 
 
-def _segment_dist(px, py, ang, half_len, qx, qy):
+def _segment_dist(
+    px: np.ndarray, py: np.ndarray, ang: np.ndarray, half_len: np.ndarray,
+    qx: np.ndarray, qy: np.ndarray,
+) -> np.ndarray:
     """Distance from points (qx, qy) to segments centred at (px, py); broadcasts."""
     ca, sa = np.cos(ang), np.sin(ang)
     t = np.clip((qx - px) * ca + (qy - py) * sa, -half_len, half_len)
-    return np.hypot(qx - px - t * ca, qy - py - t * sa)
+    dist: np.ndarray = np.hypot(qx - px - t * ca, qy - py - t * sa)
+    return dist
 
 
 def _distractor_masks(
@@ -232,7 +237,7 @@ def make_shapes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return images, labels, obj
 
 
-class ShapesDataset(Dataset):
+class ShapesDataset(Dataset[tuple[torch.Tensor, int]]):
     """A map-style data set over arrays: ``ds[i] -> (image (3, 64, 64) float32, label int)``.
 
     Attributes: ``images`` (float32 tensor (N, 3, 64, 64), normalised with `MEAN`/`STD`),
@@ -271,7 +276,8 @@ class ShapesDataset(Dataset):
 
     def mask(self, i: int) -> np.ndarray:
         """The ground-truth object mask of sample `i`, bool (64, 64)."""
-        return self.masks[i]
+        mask: np.ndarray = self.masks[i]
+        return mask
 
     def to_display(self, i: int) -> np.ndarray:
         """Sample `i` as a uint8 (64, 64, 3) RGB image, un-normalised, for showing to a human."""

@@ -38,7 +38,8 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         out += identity
-        return self.relu(out)
+        result: torch.Tensor = self.relu(out)
+        return result
 
 
 class DemoNet(nn.Module):
@@ -74,4 +75,5 @@ class DemoNet(nn.Module):
         x = self.layer2(x)
         x = self.layer3(x)
         x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        logits: torch.Tensor = self.fc(x)
+        return logits

@@ -10,6 +10,7 @@ from the shallowest (left) to the deepest (right), each tile titled with its dep
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -17,9 +18,18 @@ from PIL import Image, ImageDraw
 from samplelens_widget.cam import CamEngine
 from samplelens_widget.data import blend
 from samplelens_widget.demo import load_demo
+from samplelens_widget.demo.data import ShapesDataset
 
 
-def sample_sheet(engine, ds, i, label_names, algorithms, colormap, scale) -> Image.Image:
+def sample_sheet(
+    engine: CamEngine,
+    ds: ShapesDataset,
+    i: int,
+    label_names: Sequence[str],
+    algorithms: Sequence[str],
+    colormap: str,
+    scale: int,
+) -> Image.Image:
     image = ds.to_display(i)
     x, label = ds[i]
     rows = []
@@ -35,12 +45,13 @@ def sample_sheet(engine, ds, i, label_names, algorithms, colormap, scale) -> Ima
     for r, tiles in enumerate(rows):
         for c, (title, tile) in enumerate(tiles):
             left, top = c * (tw + 2), r * (th + pad)
-            sheet.paste(Image.fromarray(tile).resize((tw, th), Image.NEAREST), (left, top + pad))
+            big = Image.fromarray(tile).resize((tw, th), Image.Resampling.NEAREST)
+            sheet.paste(big, (left, top + pad))
             draw.text((left + 2, top + 1), title if c else title[:22], fill="black")
     return sheet
 
 
-def main(argv=None) -> list[Path]:
+def main(argv: Sequence[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="samplelens-demo")
     ap.add_argument("--samples", type=int, default=4)

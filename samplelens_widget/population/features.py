@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,7 @@ def resolve_layer(
     layer: str | None,
     device: Device = None,
     layout: LayoutSpec = None,
+    argname: str = "layer",
 ) -> tuple[str, Layout | None]:
     """The layer's name and how its output lies on the grid, from one analysis of one
     sample's inputs (as ``CamEngine`` with ``layout=`` sees them on input 0).
@@ -133,7 +134,7 @@ def resolve_layer(
         if layer is not None:
             return layer, None
         raise ValueError(
-            f"layer: None asks for the deepest spatial layer, but {type(model).__name__} has "
+            f"{argname}: None asks for the deepest spatial layer, but {type(model).__name__} has "
             f"none on these inputs ({err}); choose one: {_describe_allowed(layer_names(model))}"
         ) from err
     name = res.layer_at(None).name if layer is None else layer
@@ -165,7 +166,9 @@ def layer_reader(
     return resolve_layer(model, sample_inputs, layer, device, layout)[1]
 
 
-def _pool(output: object, layer: str, batch: int, reader: Layout | None = None) -> torch.Tensor:
+def _pool(
+    output: object, layer: str, batch: int, reader: Layout | None = None, argname: str = "layer"
+) -> torch.Tensor:
     """One layer output (N, ...) -> (N, D): a layer the CAM engine reads (``reader``) is
     averaged over its grid (N, C); any other output over every dimension after the second;
     (N, D) is taken as is; (N,) becomes (N, 1)."""
@@ -174,18 +177,18 @@ def _pool(output: object, layer: str, batch: int, reader: Layout | None = None) 
         output = tensor
     if not isinstance(output, torch.Tensor):
         raise ValueError(
-            f"layer: {layer!r} returns {type(output).__name__}, not a tensor; choose a layer "
+            f"{argname}: {layer!r} returns {type(output).__name__}, not a tensor; choose a layer "
             f"whose output is a tensor (N, C, ...) or (N, D)"
         )
     if not output.is_floating_point():
         raise ValueError(
-            f"layer: {layer!r} returns a {output.dtype} tensor; features must be real floating "
+            f"{argname}: {layer!r} returns a {output.dtype} tensor; features must be real floating "
             f"point"
         )
     if output.dim() == 0 or output.shape[0] != batch:
         raise ValueError(
-            f"layer: {layer!r} returns shape {tuple(output.shape)}, which has no batch dimension "
-            f"of {batch}; choose a layer whose output is (N, C, ...) or (N, D)"
+            f"{argname}: {layer!r} returns shape {tuple(output.shape)}, which has no batch "
+            f"dimension of {batch}; choose a layer whose output is (N, C, ...) or (N, D)"
         )
     out = output.detach()
     if reader is not None:
@@ -199,7 +202,7 @@ def _pool(output: object, layer: str, batch: int, reader: Layout | None = None) 
 
 @contextmanager
 def _layer_hook(
-    module: nn.Module, layer: str, call: int, reader: Layout | None
+    module: nn.Module, layer: str, call: int, reader: Layout | None, argname: str
 ) -> Iterator[dict[str, Any]]:
     """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
     state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
@@ -210,7 +213,7 @@ def _layer_hook(
             return
         state["calls"] += 1
         if state["calls"] == call:
-            state["out"] = _pool(output, layer, state["batch"], reader)
+            state["out"] = _pool(output, layer, state["batch"], reader, argname)
 
     handle = module.register_forward_hook(hook)
     try:
@@ -251,6 +254,9 @@ def extract_features(
     device: torch.device | str | None = None,
     progress: Progress | None = None,
     reader: Layout | None | str = "infer",
+    layout: LayoutSpec = None,
+    lock: AbstractContextManager[Any] | None = None,
+    argname: str = "layer",
 ) -> tuple[np.ndarray, str]:
     """Features of every sample of ``dataset`` from one layer: ``(features (N, D) float32,
     layer name)``.
@@ -261,7 +267,12 @@ def extract_features(
     its layout (NCHW, channels last, tokens: prefix tokens are left out); other outputs
     ``(N, C, ...)`` over every dimension after the channels; ``(N, D)`` outputs are taken as
     they are. ``reader`` is the layer's layout where the caller knows it (``"infer"``: from
-    one sample, ``None``: pool as a plain ``(N, C, ...)`` output).
+    one sample, read as ``CamEngine(model, layout=layout)`` reads it; ``None``: pool as a plain
+    ``(N, C, ...)`` output).
+
+    ``lock`` (a context manager, e.g. the widget's model lock) is held around each batch only,
+    so that whoever else uses the model can slip in between batches. Errors name ``argname``
+    (the caller's name for the layer argument) or ``dataset``.
 
     The model runs in eval mode under ``torch.no_grad()`` in batches of ``batch_size`` on
     ``device`` (default: the device of its parameters; inputs are moved there, the model is
@@ -275,12 +286,14 @@ def extract_features(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     device = model_device(model) if device is None else torch.device(device)
+    held = lock if lock is not None else nullcontext()
     if layer is None or isinstance(reader, str):  # one analysis of the first item says both
-        first, _ = split_item(dataset[0])
-        layer, found = resolve_layer(model, first, layer, device)
+        with held:
+            first, _ = split_item(dataset[0])
+            layer, found = resolve_layer(model, first, layer, device, layout, argname)
         if isinstance(reader, str):
             reader = found
-    path, module, call = _parse_layer(model, layer)
+    path, module, call = _parse_layer(model, layer, argname)
     name = path if call == 1 else f"{path}#{call}"
 
     features: np.ndarray | None = None
@@ -288,14 +301,16 @@ def extract_features(
         progress(0, n)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
-        # the model's lock per batch: an interactive analysis can slip in between batches
-        with eval_mode(model), torch.no_grad(), _layer_hook(module, name, call, reader) as state:
+        # the lock per batch: an interactive analysis can slip in between batches
+        with held, eval_mode(model), torch.no_grad(), _layer_hook(
+            module, name, call, reader, argname
+        ) as state:
+            batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
             state.update(calls=0, out=None, batch=stop - start)
             try:
                 model(*batch)
             except ValueError as err:
-                if str(err).startswith("layer: "):
+                if str(err).startswith(f"{argname}: "):
                     raise
                 raise _rejected(batch, start, stop, err) from err
             except Exception as err:
@@ -303,7 +318,7 @@ def extract_features(
         if state["out"] is None:
             count = state["calls"]
             raise ValueError(
-                f"layer: {name!r} is never computed: module {path!r} is called {count} "
+                f"{argname}: {name!r} is never computed: module {path!r} is called {count} "
                 f"time(s) per forward"
                 + (f"; allowed: {_call_names(path, count)}" if count else "")
             )
@@ -352,13 +367,17 @@ def cached_features(
     batch_size: int = 256,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
+    layout: LayoutSpec = None,
+    lock: AbstractContextManager[Any] | None = None,
+    argname: str = "layer",
 ) -> Features:
     """``extract_features`` behind a ``FeatureCache``: running it again with the same weights,
     data set and layer loads the features instead of recomputing them (``progress`` is then not
     called). ``cache`` is the cache to use; without one, a ``FeatureCache(cache_dir)`` is made
     (``cache_dir=None``: memory only, which then lasts for this call only: keep a cache object
     to reuse). ``layer=None`` is resolved to the deepest spatial layer (one sample's forward)
-    before the lookup, so both spellings share one entry."""
+    before the lookup, so both spellings share one entry. ``layout``, ``lock`` and ``argname``
+    as in ``extract_features``."""
     _check_model(model)
     n = _check_dataset(dataset)
     if cache is None:
@@ -367,10 +386,11 @@ def cached_features(
         raise TypeError(f"cache: expected a FeatureCache or None, got {type(cache).__name__}")
     reader: Layout | None | str = "infer"  # a cache hit needs no analysis at all
     if layer is None:
-        first, _ = split_item(dataset[0])
         dev = model_device(model) if device is None else torch.device(device)
-        layer, reader = resolve_layer(model, first, None, dev)
-    path, _, call = _parse_layer(model, layer)
+        with lock if lock is not None else nullcontext():
+            first, _ = split_item(dataset[0])
+            layer, reader = resolve_layer(model, first, None, dev, layout, argname)
+    path, _, call = _parse_layer(model, layer, argname)
     name = path if call == 1 else f"{path}#{call}"
     key = feature_key(model_hash(model), dataset_fingerprint(dataset), name)
     hit = cache.lookup(key)
@@ -378,7 +398,7 @@ def cached_features(
         return Features(*hit[:2], key, hit[2])
     features, name = extract_features(
         model, dataset, name, batch_size=batch_size, device=device, progress=progress,
-        reader=reader,
+        reader=reader, layout=layout, lock=lock, argname=argname,
     )
     stored, name = cache.put(key, features, name)
     return Features(stored, name, key, "computed")

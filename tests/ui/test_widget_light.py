@@ -266,7 +266,7 @@ def test_a_stale_answer_never_replaces_a_newer_one(light_page, data):
     settle(lens, h)
     now = canvas(page)
     # the kernel answers an old request late: label None (the prediction)
-    meta, buffers = lens._session.payload(old_key)
+    meta, buffers = lens._answers.analysis_reply(old_key)
     meta["rid"] = 1
     lens.send(meta, buffers=buffers)
     h.sync()

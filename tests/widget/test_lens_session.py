@@ -8,7 +8,10 @@ import numpy as np
 from fakes import NAMES, Blobs, TinyNet
 
 from samplelens_widget import SampleLens
-from samplelens_widget.session import AnalysisKey, LatestWorker, Session, to_uint8
+from samplelens_widget.analyses import AnalysisKey
+from samplelens_widget.protocol.buffers import to_uint8
+from samplelens_widget.session import Session
+from samplelens_widget.workers import LatestWorker
 
 
 def test_to_uint8_min_max():
@@ -47,15 +50,15 @@ def test_widget_coalesces_analyze_requests():
     sent = []
     w.send = lambda c, buffers=None: sent.append(c)
     gate = threading.Event()
-    orig = w._session.payload
+    orig = w._answers.analysis_reply
     started = threading.Event()
 
-    def slow_payload(key, **kw):
+    def slow_payload(*args, **kw):
         started.set()
         gate.wait(5)
-        return orig(key, **kw)
+        return orig(*args, **kw)
 
-    w._session.payload = slow_payload
+    w._answers.analysis_reply = slow_payload
     keys = [w._key(sample_id=i).as_dict() for i in range(6)]
     w._on_msg(w, {"type": "analyze", "rid": 1, "keys": [keys[0]]}, [])
     started.wait(5)

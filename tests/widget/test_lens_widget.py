@@ -13,7 +13,7 @@ from fakes import NAMES, Blobs, PairData, TinyNet, TwoInputNet, broken, histogra
 from PIL import Image
 
 from samplelens_widget import SampleLens
-from samplelens_widget.session import AnalysisKey
+from samplelens_widget.analyses import AnalysisKey
 
 ROOT = Path(__file__).resolve().parents[2]
 

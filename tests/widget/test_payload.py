@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samplelens_widget.payload import encode_colors, pack_coords
+from samplelens_widget.protocol.buffers import encode_colors, pack_coords
 
 
 def test_pack_coords_is_float32_little_endian_and_small():

@@ -11,6 +11,7 @@ import pytest
 import torch
 from fakes import NAMES, Blobs, TinyNet
 
+import samplelens_widget.population.features as features_mod
 import samplelens_widget.population_view as population
 from samplelens_widget import SampleLens
 from samplelens_widget.population import Projection
@@ -310,7 +311,7 @@ def test_features_are_cached_on_disk_and_not_recomputed(tmp_path, monkeypatch):
     files = list(tmp_path.rglob("*.npz"))
     assert files, "no cache file written"
     calls = []
-    monkeypatch.setattr(population, "extract_features", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(features_mod, "extract_features", lambda *a, **k: calls.append(1))
     again = SampleLens(TinyNet(), ds, cache_dir=tmp_path, projection="pca", background=False)
     np.testing.assert_array_equal(again.population()["features"], first)
     assert calls == [] and again._population.state(again.model_name, again.slice).source == "disk"

@@ -1,0 +1,163 @@
+"""The answers to the page's background requests: one method per request kind.
+
+``Answers(session, population, send)``: each method takes the decoded request (see
+``protocol/messages.py``), computes what it asks through the session or the population and
+sends the reply built by ``protocol/replies.py``. They run on the worker threads
+(``workers.py``); an exception raised here is reported to the page by the widget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from samplelens_widget.analyses import AnalysisKey
+from samplelens_widget.data import png_bytes
+from samplelens_widget.population_view import PopState, Population
+from samplelens_widget.protocol import replies
+from samplelens_widget.session import Session
+from samplelens_widget.visualizers import plotly_js_bytes, render_visual
+
+__all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
+
+DEFAULT_K = 8
+THUMB_HOVER = 72
+PROGRESS_EVERY_S = 0.1
+#: errors of one analysis: reported with its key, the other keys of the request still answered
+ANALYSIS_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, IndexError)
+
+Send = Callable[[Any, list[bytes]], None]
+
+
+class Answers:
+    """The background request handlers of one widget. ``current()`` gives the widget's model,
+    slice and selection (the defaults of *Fetch similar*)."""
+
+    def __init__(
+        self,
+        session: Session,
+        pop: Population,
+        send: Send,
+        current: Callable[[], tuple[str, str, list[int]]],
+    ) -> None:
+        self.session = session
+        self.pop = pop
+        self.send = send
+        self.current = current
+
+    def _reply(self, reply: tuple[Any, list[bytes]]) -> None:
+        self.send(*reply)
+
+    def analysis_reply(
+        self, key: AnalysisKey, with_image: bool = True, rid: int | None = None
+    ) -> tuple[Any, list[bytes]]:
+        """The ``analysis`` reply of one key (the analysis computed if it is not stored)."""
+        s = self.session
+        res = s.analysis(key)
+        _, true_label, _ = s.item(key.slice, key.id)
+        image = s.image(key.slice, key.id, key.connection) if with_image else None
+        return replies.analysis(key.as_dict(), res, true_label, image, rid)
+
+    def analyze(self, req: dict[str, Any]) -> None:
+        rid = req.get("rid")
+        keys = req["keys"]
+        images: Sequence[bool] = req.get("images") or [True] * len(keys)
+        for raw_key, with_image in zip(keys, images, strict=False):
+            try:
+                reply = self.analysis_reply(AnalysisKey.from_dict(raw_key), bool(with_image), rid)
+            except ANALYSIS_ERRORS as exc:
+                self._reply(replies.error(f"{type(exc).__name__}: {exc}", rid, key=raw_key))
+                continue
+            self._reply(reply)
+
+    def stats(self, req: dict[str, Any]) -> None:
+        model, slice_name = req["model"], req["slice"]
+        stats = self.session.stats.of_slice(model, slice_name)
+        self._reply(replies.stats(model, slice_name, stats, req.get("rid")))
+
+    def rows(self, req: dict[str, Any]) -> None:
+        s = self.session
+        model, slice_name, ids = req["model"], req["slice"], req["ids"]
+        table = s.stats.rows(model, slice_name, ids)
+        thumbs = [s.thumbnail(slice_name, i) for i in ids]
+        self._reply(replies.rows(model, slice_name, table, thumbs, req.get("rid"), req.get("page")))
+
+    def visual(self, req: dict[str, Any]) -> None:
+        s = self.session
+        name, slice_name, sample_id = req["name"], req["slice"], req["id"]
+        connection = req.get("connection", 0)
+        try:
+            sample = s.sample(slice_name, sample_id, connection)
+        except Exception as exc:
+            rendered: tuple[dict[str, Any], list[bytes]] = (
+                {"kind": "error", "message": f"{type(exc).__name__}: {exc}"},
+                [],
+            )
+        else:
+            rendered = render_visual(s.visualizers[name], sample)
+        self._reply(
+            replies.visual(name, slice_name, sample_id, connection, rendered, req.get("rid"))
+        )
+
+    def plotly_js(self, req: dict[str, Any]) -> None:
+        self._reply(replies.plotly_js(plotly_js_bytes(), req.get("rid")))
+
+    def thumb(self, req: dict[str, Any]) -> None:
+        slice_name, sample_id = req["slice"], req["id"]
+        img = self.session.image(slice_name, sample_id, 0)
+        png = png_bytes(img, size=(THUMB_HOVER, THUMB_HOVER))
+        self._reply(replies.thumb(slice_name, sample_id, png, req.get("rid")))
+
+    def population(self, req: dict[str, Any]) -> None:
+        """``population``: the features (with progress messages), then the scatter; the UMAP
+        map follows as ``population_coords`` when it is ready."""
+        rid = req.get("rid")
+        model, slice_name = req["model"], req["slice"]
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done in (0, total) or now - last[0] > PROGRESS_EVERY_S:
+                last[0] = now
+                self._reply(replies.population_progress(model, slice_name, done, total))
+
+        def on_umap(st: PopState) -> None:
+            try:
+                self._reply(replies.population_coords(st))
+            except Exception:  # the comm may be closed by now
+                pass
+
+        try:
+            self.pop.ensure(model, slice_name, progress=progress, on_umap=on_umap)
+            reply = self.population_reply(model, slice_name, rid)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            self._reply(replies.population_error(model, slice_name, message, rid))
+            self._reply(replies.error(message, rid, request="population"))
+            return
+        self._reply(reply)
+
+    def population_reply(
+        self, model: str, slice_name: str, rid: int | None = None
+    ) -> tuple[Any, list[bytes]]:
+        """The ``population`` reply of a (model, slice) whose features are computed."""
+        st = self.pop.state(model, slice_name)
+        columns = self.pop.column_payloads(model, slice_name)
+        return replies.population(model, slice_name, st, columns, rid)
+
+    def similar(self, req: dict[str, Any]) -> None:
+        """*Fetch similar*: the neighbours of ``ids`` (default: the selection)."""
+        rid = req.get("rid")
+        model, slice_name, selected = self.current()
+        model, slice_name = req.get("model", model), req.get("slice", slice_name)
+        ids = req.get("ids")
+        if ids is None:
+            ids = selected
+        k = req.get("k", DEFAULT_K)
+        try:
+            found = self.pop.similar(model, slice_name, list(ids), k)
+        except Exception as exc:
+            self._reply(replies.error(f"Fetch similar: {type(exc).__name__}: {exc}", rid))
+            return
+        self._reply(replies.similar(model, slice_name, ids, found, rid))

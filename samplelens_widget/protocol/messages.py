@@ -1,0 +1,377 @@
+"""Every message between the page and the kernel, declared once.
+
+Each message is a ``TypedDict`` whose ``type`` field names its kind. ``REQUESTS`` (page ->
+kernel) gives each request kind its message type, the thread that answers it and what it
+carries in binary buffers; ``REPLIES`` (kernel -> page) the same for the answers. The page's
+types (``js/wire.ts``) are generated from these declarations by
+``python -m samplelens_widget.protocol.typescript``; ``tests/widget/test_protocol.py`` fails when
+the two differ, when a request has no handler, and when a message sent does not match its
+declaration.
+
+Threads (see ``samplelens_widget/workers.py``):
+
+- ``"comm"``: answered at once on the thread that delivers the page's messages (they only change
+  traits);
+- ``"interactive"``, ``"stats"``, ``"population"``: one background thread each; per kind only the
+  newest pending request is kept (an older one still waiting is dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+__all__ = [
+    "REPLIES",
+    "REQUESTS",
+    "THREADS",
+    "Kind",
+    "Thread",
+]
+
+Thread = Literal["comm", "interactive", "stats", "population"]
+#: the background threads and the order in which each serves its pending kinds
+THREADS: dict[Thread, tuple[str, ...]] = {
+    "interactive": ("analyze", "rows", "visual", "thumb", "plotly_js"),
+    "stats": ("stats",),
+    "population": ("population", "similar"),
+}
+
+
+# ------------------------------------------------------------------------- shared parts
+class AnalysisKey(TypedDict):
+    """What one analysis depends on. ``label`` null: the predicted class."""
+
+    model: str
+    slice: str
+    id: int
+    algorithm: str
+    label: int | None
+    connection: int
+
+
+class LayerMeta(TypedDict):
+    """One depth's map: the layer, its output shape and layout, the map's size."""
+
+    depth: int
+    name: str
+    shape: list[int]
+    layout: str
+    aliases: list[str]
+    h: int
+    w: int
+
+
+class Row(TypedDict):
+    id: int
+    label: int | None
+    prediction: int | None
+    loss: float | None
+
+
+class ColumnMeta(TypedDict):
+    """A colour-by column of the scatter; its values travel in a buffer of ``dtype``."""
+
+    key: str
+    title: str
+    kind: Literal["category", "value"]
+    dtype: Literal["uint8", "uint16", "uint32", "float32"]
+    categories: NotRequired[list[str | int | float | bool]]
+    palette: NotRequired[str | None]
+    missing: NotRequired[int]
+    min: NotRequired[float | None]
+    max: NotRequired[float | None]
+    clipped: NotRequired[bool]
+
+
+class Info(TypedDict):
+    """The ``_info`` trait: what the page needs to know of the models and slices."""
+
+    models: list[str]
+    slices: dict[str, int]
+    n_inputs: dict[str, int]
+    label_names: list[str]
+    num_classes: int
+    algorithms: list[tuple[str, str]]
+    colormaps: list[str]
+    visualizers: list[str]
+    similar: bool
+    projection: str
+    columns: dict[str, list[tuple[str, str]]]
+
+
+# ---------------------------------------------------------------- page -> kernel
+class AnalyzeRequest(TypedDict):
+    """The analyses the viewer needs; ``images[i]``: send the input's PNG with key ``i``."""
+
+    type: Literal["analyze"]
+    rid: NotRequired[int]
+    keys: list[AnalysisKey]
+    images: NotRequired[list[bool]]
+
+
+class RowsRequest(TypedDict):
+    type: Literal["rows"]
+    rid: NotRequired[int]
+    model: str
+    slice: str
+    ids: list[int]
+    page: NotRequired[int]
+
+
+class StatsRequest(TypedDict):
+    type: Literal["stats"]
+    rid: NotRequired[int]
+    model: str
+    slice: str
+
+
+class VisualRequest(TypedDict):
+    type: Literal["visual"]
+    rid: NotRequired[int]
+    name: str
+    slice: str
+    id: int
+    connection: NotRequired[int]
+
+
+class PlotlyRequest(TypedDict):
+    type: Literal["plotly_js"]
+    rid: NotRequired[int]
+
+
+class ThumbRequest(TypedDict):
+    type: Literal["thumb"]
+    rid: NotRequired[int]
+    slice: str
+    id: int
+
+
+class PopulationRequest(TypedDict):
+    type: Literal["population"]
+    rid: NotRequired[int]
+    model: str
+    slice: str
+
+
+class SimilarRequest(TypedDict):
+    """*Fetch similar*: the ``k`` nearest neighbours of ``ids`` (default: the selection)."""
+
+    type: Literal["similar"]
+    rid: NotRequired[int]
+    ids: NotRequired[list[int] | None]
+    k: NotRequired[int]
+    model: NotRequired[str]
+    slice: NotRequired[str]
+
+
+class AddRequest(TypedDict):
+    """The list's *Add* box: ``id`` as the user typed it."""
+
+    type: Literal["add"]
+    rid: NotRequired[int]
+    id: str | int
+
+
+class SelectAllRequest(TypedDict):
+    type: Literal["select_all"]
+    rid: NotRequired[int]
+
+
+class PickRequest(TypedDict):
+    """A clicked dot: the sample joins the list and is viewed."""
+
+    type: Literal["pick"]
+    rid: NotRequired[int]
+    id: int
+
+
+class SelectIdsRequest(TypedDict):
+    """A box or lasso selection; the ids travel as ONE uint32 buffer (``n`` of them)."""
+
+    type: Literal["select_ids"]
+    rid: NotRequired[int]
+    mode: Literal["replace", "add"]
+    slice: NotRequired[str]
+    n: NotRequired[int]
+    ids: NotRequired[list[int]]
+
+
+# ---------------------------------------------------------------- kernel -> page
+class AnalysisReply(TypedDict):
+    """Buffers: one uint8 map (``h * w`` bytes) per layer, then the input's PNG if ``image``."""
+
+    type: Literal["analysis"]
+    rid: int | None
+    key: AnalysisKey
+    layers: list[LayerMeta]
+    input_size: list[int]
+    target: int
+    prediction: int
+    true_label: int | None
+    loss: float | None
+    num_classes: int
+    probabilities: list[float] | None
+    topk: list[tuple[int, float]]
+    image: bool
+    image_size: NotRequired[list[int]]
+
+
+class RowsReply(TypedDict):
+    """Buffers: one PNG thumbnail per row."""
+
+    type: Literal["rows"]
+    rid: int | None
+    model: str
+    slice: str
+    rows: list[Row]
+    page: int | None
+
+
+class StatsReply(TypedDict):
+    type: Literal["stats"]
+    rid: int | None
+    model: str
+    slice: str
+    accuracy: float | None
+    n: int
+    confusion: list[list[int]] | None
+
+
+class VisualReply(TypedDict):
+    """A visualizer's output; buffers: one PNG when ``kind`` is ``"image"``."""
+
+    type: Literal["visual"]
+    rid: int | None
+    name: str
+    slice: str
+    id: int
+    connection: int
+    kind: Literal["image", "plotly", "text", "error"]
+    text: NotRequired[str]
+    message: NotRequired[str]
+    traceback: NotRequired[str]
+    figure: NotRequired[Any]
+    width: NotRequired[int]
+    height: NotRequired[int]
+
+
+class PlotlyReply(TypedDict):
+    """Buffers: plotly.min.js (UTF-8)."""
+
+    type: Literal["plotly_js"]
+    rid: int | None
+
+
+class ThumbReply(TypedDict):
+    """Buffers: one PNG."""
+
+    type: Literal["thumb"]
+    rid: int | None
+    slice: str
+    id: int
+
+
+class PopulationReply(TypedDict):
+    """Buffers: the coordinates (float32 x, y pairs), then one buffer per column."""
+
+    type: Literal["population"]
+    rid: int | None
+    model: str
+    slice: str
+    n: int
+    layer: str | None
+    source: str | None
+    method: str | None
+    note: str | None
+    umap_pending: bool
+    columns: list[ColumnMeta]
+
+
+class PopulationProgress(TypedDict):
+    type: Literal["population_progress"]
+    model: str
+    slice: str
+    done: int
+    total: int
+
+
+class PopulationCoords(TypedDict):
+    """The UMAP map, when it is ready. Buffers: the coordinates (float32 x, y pairs)."""
+
+    type: Literal["population_coords"]
+    model: str
+    slice: str
+    method: str | None
+    note: str | None
+    umap_pending: bool
+
+
+class PopulationError(TypedDict):
+    type: Literal["population_error"]
+    rid: int | None
+    model: str
+    slice: str
+    message: str
+
+
+class SimilarReply(TypedDict):
+    type: Literal["similar"]
+    rid: int | None
+    model: str
+    slice: str
+    query: list[int]
+    ids: list[int]
+    similarities: list[float]
+
+
+class ErrorReply(TypedDict):
+    """A request failed; ``key``: the analysis that failed, ``request``: the kind that did."""
+
+    type: Literal["error"]
+    message: str
+    rid: NotRequired[int | None]
+    key: NotRequired[AnalysisKey]
+    request: NotRequired[str]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of message: its declaration, who answers it, what its buffers hold."""
+
+    message: type
+    thread: Thread | None = None  # requests only
+    buffers: str = ""
+
+
+REQUESTS: dict[str, Kind] = {
+    "analyze": Kind(AnalyzeRequest, "interactive"),
+    "rows": Kind(RowsRequest, "interactive"),
+    "visual": Kind(VisualRequest, "interactive"),
+    "thumb": Kind(ThumbRequest, "interactive"),
+    "plotly_js": Kind(PlotlyRequest, "interactive"),
+    "stats": Kind(StatsRequest, "stats"),
+    "population": Kind(PopulationRequest, "population"),
+    "similar": Kind(SimilarRequest, "population"),
+    "add": Kind(AddRequest, "comm"),
+    "select_all": Kind(SelectAllRequest, "comm"),
+    "pick": Kind(PickRequest, "comm"),
+    "select_ids": Kind(SelectIdsRequest, "comm", "the ids: uint32, little-endian"),
+}
+
+REPLIES: dict[str, Kind] = {
+    "analysis": Kind(AnalysisReply, buffers="one uint8 map per layer, then the input PNG"),
+    "rows": Kind(RowsReply, buffers="one PNG thumbnail per row"),
+    "stats": Kind(StatsReply),
+    "visual": Kind(VisualReply, buffers="one PNG when kind is image"),
+    "plotly_js": Kind(PlotlyReply, buffers="plotly.min.js"),
+    "thumb": Kind(ThumbReply, buffers="one PNG"),
+    "population": Kind(PopulationReply, buffers="coordinates (float32 pairs), one per column"),
+    "population_progress": Kind(PopulationProgress),
+    "population_coords": Kind(PopulationCoords, buffers="coordinates (float32 pairs)"),
+    "population_error": Kind(PopulationError),
+    "similar": Kind(SimilarReply),
+    "error": Kind(ErrorReply),
+}

@@ -1,0 +1,261 @@
+"""The kernel's replies, built from what the engines computed (one function per reply kind).
+
+Each returns ``(message, buffers)`` as declared in ``messages.py``; the widget sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from samplelens_widget.cam import CamResult
+from samplelens_widget.data import png_bytes
+from samplelens_widget.protocol.buffers import pack_coords, to_uint8
+from samplelens_widget.protocol.messages import (
+    AnalysisKey,
+    AnalysisReply,
+    ColumnMeta,
+    ErrorReply,
+    LayerMeta,
+    PlotlyReply,
+    PopulationCoords,
+    PopulationError,
+    PopulationProgress,
+    PopulationReply,
+    Row,
+    RowsReply,
+    SimilarReply,
+    StatsReply,
+    ThumbReply,
+    VisualReply,
+)
+
+__all__ = [
+    "TOPK",
+    "analysis",
+    "error",
+    "plotly_js",
+    "population",
+    "population_coords",
+    "population_error",
+    "population_progress",
+    "rows",
+    "similar",
+    "stats",
+    "thumb",
+    "visual",
+]
+
+Reply = tuple[Any, list[bytes]]
+TOPK = 5
+
+
+def analysis(
+    key: AnalysisKey,
+    res: CamResult,
+    true_label: int | None,
+    image: np.ndarray | None,
+    rid: int | None = None,
+) -> tuple[AnalysisReply, list[bytes]]:
+    """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``."""
+    probs = res.probabilities[0].astype(np.float64)
+    k = int(probs.shape[0])
+    buffers: list[bytes] = []
+    layers: list[LayerMeta] = []
+    for depth in res.depths:
+        info = res.layer_at(depth)
+        m = to_uint8(res.raw(info.name)[0])
+        layers.append(
+            {
+                "depth": int(depth),
+                "name": info.name,
+                "shape": [int(s) for s in info.shape],
+                "layout": info.layout,
+                "aliases": list(info.aliases),
+                "h": int(m.shape[0]),
+                "w": int(m.shape[1]),
+            }
+        )
+        buffers.append(m.tobytes())
+    order = np.argsort(-probs)[: min(TOPK, k)]
+    loss = None
+    if true_label is not None and 0 <= true_label < k:
+        loss = float(-np.log(max(probs[true_label], 1e-12)))
+    meta: AnalysisReply = {
+        "type": "analysis",
+        "rid": rid,
+        "key": key,
+        "layers": layers,
+        "input_size": [int(s) for s in res.input_size],
+        "target": int(res.targets[0]),
+        "prediction": int(res.predictions[0]),
+        "true_label": true_label,
+        "loss": loss,
+        "num_classes": k,
+        "probabilities": [float(p) for p in probs] if k <= 1000 else None,
+        "topk": [(int(c), float(probs[c])) for c in order],
+        "image": False,
+    }
+    if image is not None:
+        buffers.append(png_bytes(image))
+        meta["image"] = True
+        meta["image_size"] = [int(image.shape[0]), int(image.shape[1])]
+    return meta, buffers
+
+
+def stats(
+    model: str, slice: str, s: Mapping[str, Any], rid: int | None = None
+) -> tuple[StatsReply, list[bytes]]:
+    """Accuracy and (up to 200 classes) the confusion matrix of a slice."""
+    msg: StatsReply = {
+        "type": "stats",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "accuracy": s["accuracy"],
+        "n": int(len(s["predictions"])),
+        "confusion": s["confusion"].tolist() if s["num_classes"] <= 200 else None,
+    }
+    return msg, []
+
+
+def rows(
+    model: str,
+    slice: str,
+    table: Sequence[Row],
+    thumbs: Sequence[bytes],
+    rid: int | None = None,
+    page: int | None = None,
+) -> tuple[RowsReply, list[bytes]]:
+    """Sample-list rows + one PNG thumbnail each."""
+    msg: RowsReply = {
+        "type": "rows",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "rows": list(table),
+        "page": page,
+    }
+    return msg, list(thumbs)
+
+
+def visual(
+    name: str,
+    slice: str,
+    sample_id: int,
+    connection: int,
+    rendered: tuple[dict[str, Any], list[bytes]],
+    rid: int | None = None,
+) -> tuple[VisualReply, list[bytes]]:
+    """A visualizer's output as ``render_visual`` described it."""
+    meta, buffers = rendered
+    msg: Any = {**meta, "type": "visual", "rid": rid, "name": name, "slice": slice}
+    msg.update(id=sample_id, connection=connection)
+    return msg, buffers
+
+
+def plotly_js(code: bytes, rid: int | None = None) -> tuple[PlotlyReply, list[bytes]]:
+    return {"type": "plotly_js", "rid": rid}, [code]
+
+
+def thumb(slice: str, sample_id: int, png: bytes, rid: int | None = None) -> Reply:
+    msg: ThumbReply = {"type": "thumb", "rid": rid, "slice": slice, "id": sample_id}
+    return msg, [png]
+
+
+def population(
+    model: str,
+    slice: str,
+    state: Any,
+    columns: Sequence[tuple[ColumnMeta, bytes]],
+    rid: int | None = None,
+) -> tuple[PopulationReply, list[bytes]]:
+    """The scatter of a slice: meta + [coordinates float32, one buffer per column].
+    ``state``: a ``PopState`` (``n``, ``layer``, ``source``, ``method``, ``note``,
+    ``umap_pending``, ``coords``)."""
+    msg: PopulationReply = {
+        "type": "population",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "n": int(state.n),
+        "layer": state.layer,
+        "source": state.source,
+        "method": state.method,
+        "note": state.note,
+        "umap_pending": bool(state.umap_pending),
+        "columns": [c[0] for c in columns],
+    }
+    return msg, [pack_coords(state.coords), *[c[1] for c in columns]]
+
+
+def population_progress(model: str, slice: str, done: int, total: int) -> Reply:
+    msg: PopulationProgress = {
+        "type": "population_progress",
+        "model": model,
+        "slice": slice,
+        "done": int(done),
+        "total": int(total),
+    }
+    return msg, []
+
+
+def population_coords(state: Any) -> Reply:
+    """The UMAP map of a ``PopState`` once it is ready."""
+    msg: PopulationCoords = {
+        "type": "population_coords",
+        "model": state.model,
+        "slice": state.slice,
+        "method": state.method,
+        "note": state.note,
+        "umap_pending": False,
+    }
+    return msg, [pack_coords(state.coords)]
+
+
+def population_error(model: str, slice: str, message: str, rid: int | None = None) -> Reply:
+    msg: PopulationError = {
+        "type": "population_error",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "message": message,
+    }
+    return msg, []
+
+
+def similar(
+    model: str,
+    slice: str,
+    query: Sequence[int],
+    found: Sequence[tuple[int, float]],
+    rid: int | None = None,
+) -> Reply:
+    msg: SimilarReply = {
+        "type": "similar",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "query": [int(i) for i in query],
+        "ids": [int(i) for i, _ in found],
+        "similarities": [float(s) for _, s in found],
+    }
+    return msg, []
+
+
+def error(
+    message: str,
+    rid: int | None = None,
+    *,
+    key: AnalysisKey | None = None,
+    request: str | None = None,
+) -> Reply:
+    """A failed request, shown in the widget's error bar (``key``: the analysis that failed)."""
+    msg: ErrorReply = {"type": "error", "message": message, "rid": rid}
+    if key is not None:
+        msg["key"] = key
+    if request is not None:
+        msg["request"] = request
+    return msg, []

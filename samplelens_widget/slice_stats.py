@@ -1,0 +1,173 @@
+"""Predictions of whole slices: accuracy, confusion, the sample list's rows, the colour columns.
+
+Slice passes run in batches, each under the session's model lock, so that an interactive
+analysis never waits long behind them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from samplelens_widget.cam import CamEngine
+from samplelens_widget.cam.capture import eval_mode
+from samplelens_widget.cam.inputs import logits_of
+from samplelens_widget.protocol.messages import Row
+
+__all__ = ["SliceStats"]
+
+Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
+
+
+class SliceStats:
+    """``predict`` some samples, ``of_slice`` a whole slice (computed once per (model, slice),
+    even when two threads ask at once), ``rows`` for the sample list. ``item(slice, id)`` gives
+    ``(inputs, label, raw item)``."""
+
+    def __init__(
+        self,
+        models: Mapping[str, nn.Module],
+        engines: Mapping[str, CamEngine],
+        item: Item,
+        slice_len: Callable[[str], int],
+        lock: threading.RLock,
+        batch_size: int = 16,
+    ) -> None:
+        self.models = models
+        self.engines = engines
+        self.item = item
+        self.slice_len = slice_len
+        self.lock = lock
+        self.batch_size = batch_size
+        self.slice_batch_size = max(batch_size, 128)
+        self._stats: dict[tuple[str, str], dict[str, Any]] = {}
+        self._once: dict[tuple[str, str], threading.Lock] = {}
+        self._num_classes: dict[str, int] = {}
+
+    # -------------------------------------------------------------- classes
+    def num_classes(self, model_name: str, slice_name: str) -> int:
+        """The model's number of classes (one forward of the slice's first sample if unknown)."""
+        if model_name not in self._num_classes:
+            stats = self._stats.get((model_name, slice_name))
+            if stats is not None:
+                self._num_classes[model_name] = int(stats["num_classes"])
+            else:
+                inputs, _, _ = self.item(slice_name, 0)
+                logits = self.logits([inputs], model_name)
+                self._num_classes[model_name] = int(logits.shape[1])
+        return self._num_classes[model_name]
+
+    def known_num_classes(self, model_name: str) -> int | None:
+        return self._num_classes.get(model_name)
+
+    # ---------------------------------------------------------- predictions
+    def logits(self, batch_inputs: list[tuple[torch.Tensor, ...]], model_name: str) -> np.ndarray:
+        model = self.models[model_name]
+        device = self.engines[model_name].device
+        n_in = len(batch_inputs[0])
+        with self.lock, eval_mode(model), torch.no_grad():
+            try:
+                xs = [torch.stack([b[j] for b in batch_inputs]).to(device) for j in range(n_in)]
+                outs = [model(*xs)]
+            except RuntimeError:  # ragged sizes: one at a time
+                outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
+        return torch.cat([logits_of(o).detach().float().cpu() for o in outs]).numpy()
+
+    def predict(
+        self, model_name: str, slice_name: str, ids: list[int], batch_size: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Predictions, true labels and losses of some samples (batched)."""
+        preds, labels, losses = [], [], []
+        bs = batch_size or self.batch_size
+        for start in range(0, len(ids), bs):
+            chunk = ids[start : start + bs]
+            items = [self.item(slice_name, i) for i in chunk]
+            logits = torch.from_numpy(self.logits([it[0] for it in items], model_name))
+            logp = torch.log_softmax(logits, dim=1)
+            for row, it in zip(range(len(chunk)), items, strict=True):
+                y = it[1]
+                preds.append(int(logp[row].argmax()))
+                labels.append(-1 if y is None else int(y))
+                k = logp.shape[1]
+                losses.append(float(-logp[row, y]) if y is not None and 0 <= y < k else math.nan)
+            self._num_classes.setdefault(model_name, int(logits.shape[1]))
+        return {
+            "predictions": np.asarray(preds, dtype=np.int64),
+            "labels": np.asarray(labels, dtype=np.int64),
+            "losses": np.asarray(losses, dtype=np.float64),
+        }
+
+    # ---------------------------------------------------------------- slices
+    def of_slice(self, model_name: str, slice_name: str) -> dict[str, Any]:
+        """Predictions of the whole slice (cached per (model, slice)): ``predictions``,
+        ``labels``, ``losses``, ``confusion``, ``accuracy``, ``num_classes``."""
+        key = (model_name, slice_name)
+        with self.lock:
+            once = self._once.setdefault(key, threading.Lock())
+        with once:  # computed once even when two threads ask at the same time
+            if key not in self._stats:
+                self._stats[key] = self._compute(model_name, slice_name)
+        return self._stats[key]
+
+    def known(self, model_name: str, slice_name: str) -> dict[str, Any] | None:
+        """The slice's statistics if already computed (never computes)."""
+        return self._stats.get((model_name, slice_name))
+
+    def _compute(self, model_name: str, slice_name: str) -> dict[str, Any]:
+        n = self.slice_len(slice_name)
+        # a whole-slice pass: larger batches (much faster per sample on a CPU); the lock is still
+        # taken per batch
+        p = self.predict(model_name, slice_name, list(range(n)), self.slice_batch_size)
+        k = self._num_classes[model_name] if n else 0
+        labelled = (p["labels"] >= 0) & (p["labels"] < k)
+        conf = np.zeros((k, k), dtype=np.int64)
+        np.add.at(conf, (p["labels"][labelled], p["predictions"][labelled]), 1)
+        acc = (
+            float((p["labels"][labelled] == p["predictions"][labelled]).mean())
+            if (labelled.any())
+            else None
+        )
+        return {**p, "confusion": conf, "accuracy": acc, "num_classes": k}
+
+    def rows(self, model_name: str, slice_name: str, ids: list[int]) -> list[Row]:
+        """Sample-list rows: id, true label, prediction, loss (from the slice's statistics when
+        they are computed; one bad sample leaves its own row empty, not the others)."""
+        stats = self.known(model_name, slice_name)
+        if stats is not None:
+            preds = [int(stats["predictions"][i]) for i in ids]
+            labels = [int(stats["labels"][i]) for i in ids]
+            losses = [float(stats["losses"][i]) for i in ids]
+        else:
+            preds, labels, losses = [], [], []
+            try:
+                p = self.predict(model_name, slice_name, ids)
+                parts = [(p["predictions"].tolist(), p["labels"].tolist(), p["losses"].tolist())]
+            except Exception:  # one bad sample must not hide the others: one at a time
+                parts = []
+                for i in ids:
+                    try:
+                        q = self.predict(model_name, slice_name, [i])
+                        parts.append(
+                            (q["predictions"].tolist(), q["labels"].tolist(), q["losses"].tolist())
+                        )
+                    except Exception:
+                        parts.append(([-1], [-1], [math.nan]))
+            for a, b, c in parts:
+                preds += a
+                labels += b
+                losses += c
+        return [
+            {
+                "id": int(i),
+                "label": None if y < 0 else int(y),
+                "prediction": None if pred < 0 else int(pred),
+                "loss": None if math.isnan(loss) else float(loss),
+            }
+            for i, pred, y, loss in zip(ids, preds, labels, losses, strict=True)
+        ]
