@@ -130,7 +130,7 @@ def test_every_sample_is_a_dot_coloured_by_its_label_and_colour_by_changes_colou
     page.select_option("[data-role=color-by]", "correct")
     h.sync()
     assert lens.color_by == "correct"
-    preds = lens.population_predictions = lens._session.slice_stats(lens.model_name, "val")
+    preds = lens.population_predictions = lens._session.stats.of_slice(lens.model_name, "val")
     correct = preds["predictions"] == labels
     i = ids[0]
     want = 0.9 * rgb("2da44e" if correct[i] else "d1242f") + 0.1 * 255
