@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.cam.result import _minmax, upsample
+from samplelens_widget.cam.result import minmax, upsample
 
 LayerMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # refine(maps in execution order, depth of each, the name of the deepest layer) -> maps
@@ -62,7 +62,7 @@ def focus_gate(
     to [0, 1] and ``up_l`` a bilinear resize to layer ``l``'s resolution. Layers at the deepest
     depth keep their LayerCAM map: nothing lies deeper to focus them.
     """
-    gate = _minmax(maps[deepest].float())
+    gate = minmax(maps[deepest].float())
     top = depths[deepest]
     out = {}
     for name, m in maps.items():

@@ -31,7 +31,7 @@ class LayerInfo:
     aliases: tuple[str, ...] = ()
 
 
-def _minmax(x: torch.Tensor) -> torch.Tensor:
+def minmax(x: torch.Tensor) -> torch.Tensor:
     """Min-max normalise each sample of ``x`` (N, ...) to [0, 1]; a constant sample gives 0."""
     flat = x.reshape(x.shape[0], -1)
     lo = flat.min(dim=1, keepdim=True).values
@@ -159,4 +159,4 @@ class CamResult:
         """
         info = self.layer_at(depth)
         up = upsample(self._maps[info.name].float(), self.input_size)
-        return _minmax(up).cpu().numpy()
+        return minmax(up).cpu().numpy()
