@@ -17,7 +17,8 @@ from torch import nn
 
 from samplelens_widget.cam import CamEngine
 from samplelens_widget.cam.capture import eval_mode
-from samplelens_widget.cam.inputs import logits_of
+from samplelens_widget.cam.outputs import Output, read_output
+from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
 
 __all__ = ["SliceStats"]
@@ -59,17 +60,18 @@ class SliceStats:
                 self._num_classes[model_name] = int(stats["num_classes"])
             else:
                 inputs, _, _ = self.item(slice_name, 0)
-                logits = self.logits([inputs], model_name)
-                self._num_classes[model_name] = int(logits.shape[1])
+                self._num_classes[model_name] = self.outputs([inputs], model_name).num_classes
         return self._num_classes[model_name]
 
     def known_num_classes(self, model_name: str) -> int | None:
         return self._num_classes.get(model_name)
 
     # ---------------------------------------------------------- predictions
-    def logits(self, batch_inputs: list[tuple[torch.Tensor, ...]], model_name: str) -> np.ndarray:
+    def outputs(self, batch_inputs: list[tuple[torch.Tensor, ...]], model_name: str) -> Output:
+        """The model's output for some samples' inputs, read for its task (no gradient)."""
         model = self.models[model_name]
-        device = self.engines[model_name].device
+        engine = self.engines[model_name]
+        device = engine.device
         n_in = len(batch_inputs[0])
         with self.lock, eval_mode(model), torch.no_grad():
             try:
@@ -77,26 +79,36 @@ class SliceStats:
                 outs = [model(*xs)]
             except RuntimeError:  # ragged sizes: one at a time
                 outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
-        return torch.cat([logits_of(o).detach().float().cpu() for o in outs]).numpy()
+        read = [read_output(o, engine.task) for o in outs]
+        scores = torch.cat([r.scores.detach().float().cpu() for r in read])
+        return Output(scores, read[0].task, None)
 
     def predict(
         self, model_name: str, slice_name: str, ids: list[int], batch_size: int | None = None
     ) -> dict[str, np.ndarray]:
-        """Predictions, true labels and losses of some samples (batched)."""
+        """Predictions, true labels and losses of some samples (batched). A sample without a
+        class label (``None``, or a label that is not a class index) has label ``-1`` and loss
+        NaN; the loss is ``targets.Loss``'s (cross entropy, or binary cross entropy for one
+        logit)."""
         preds, labels, losses = [], [], []
         bs = batch_size or self.batch_size
         for start in range(0, len(ids), bs):
             chunk = ids[start : start + bs]
             items = [self.item(slice_name, i) for i in chunk]
-            logits = torch.from_numpy(self.logits([it[0] for it in items], model_name))
-            logp = torch.log_softmax(logits, dim=1)
-            for row, it in zip(range(len(chunk)), items, strict=True):
-                y = it[1]
-                preds.append(int(logp[row].argmax()))
-                labels.append(-1 if y is None else int(y))
-                k = logp.shape[1]
-                losses.append(float(-logp[row, y]) if y is not None and 0 <= y < k else math.nan)
-            self._num_classes.setdefault(model_name, int(logits.shape[1]))
+            out = self.outputs([it[0] for it in items], model_name)
+            k = out.num_classes
+            ys = [_class_label(it[1], k) for it in items]
+            preds += out.predictions().tolist()
+            labels += [-1 if y is None else y for y in ys]
+            loss = [math.nan] * len(chunk)
+            rows = [r for r, y in enumerate(ys) if y is not None]
+            if rows and out.task in ("multiclass", "binary"):
+                sub = Output(out.scores[rows], out.task, None)
+                values = Loss([ys[r] for r in rows]).scores(sub).tolist()
+                for r, v in zip(rows, values, strict=True):
+                    loss[r] = float(v)
+            losses += loss
+            self._num_classes.setdefault(model_name, k)
         return {
             "predictions": np.asarray(preds, dtype=np.int64),
             "labels": np.asarray(labels, dtype=np.int64),
@@ -171,3 +183,14 @@ class SliceStats:
             }
             for i, pred, y, loss in zip(ids, preds, labels, losses, strict=True)
         ]
+
+
+def _class_label(y: Any, k: int) -> int | None:
+    """A dataset label as a class index in ``0..k-1``, or None (no label, or not a class)."""
+    if isinstance(y, torch.Tensor) and y.numel() == 1:
+        y = y.item()
+    if isinstance(y, np.generic):
+        y = y.item()
+    if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < k:
+        return None
+    return y

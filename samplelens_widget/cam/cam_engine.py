@@ -16,6 +16,7 @@ from samplelens_widget.cam import layouts
 from samplelens_widget.cam.algorithms import ALGORITHMS, LayerMap
 from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode, model_device
 from samplelens_widget.cam.layouts import LayoutSpec
+from samplelens_widget.cam.outputs import Output, check_task, read_output
 from samplelens_widget.cam.reading import (
     READ_ALL,
     READ_NONE,
@@ -26,18 +27,24 @@ from samplelens_widget.cam.reading import (
     read_layers,
 )
 from samplelens_widget.cam.result import CamResult, LayerInfo
+from samplelens_widget.cam.targets import Score, Target, as_target
 
 # What explain() takes: one sample (C, H, W), a batch (N, C, H, W), or one of those per input of
 # a model called as model(*inputs); and the class(es) to explain.
 Inputs = torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]
 Label = int | Sequence[int] | torch.Tensor | np.ndarray | None
+#: a class (as ``Label``), a ``targets.Target`` (Loss, Contrast, Region) or ``f(output) -> (N,)``
+TargetSpec = Label | Target | Callable[..., torch.Tensor]
 
 
 class CamEngine:
     """Class-activation maps for every layer of a PyTorch model, in one pass.
 
-    ``CamEngine(model, device=None, layout=None)``: ``device`` defaults to the device of the
-    model's parameters; inputs are moved there and the maps stay there until asked for.
+    ``CamEngine(model, device=None, layout=None, task=None)``: ``device`` defaults to the
+    device of the model's parameters; inputs are moved there and the maps stay there until
+    asked for. ``task`` says what the output is where its shape cannot (``"multilabel"``,
+    ``"regression"``; see ``samplelens_widget.cam.outputs``); by default ``(N, K)`` is
+    multi-class, one score per sample a binary logit, ``(N, K, H, W)`` a segmentation.
 
     A *layer* is the output of a module call — a leaf (a convolution, a norm, an activation) or
     a block (a ResNet block or stage, an Inception block, a transformer block) — that depends on
@@ -54,6 +61,9 @@ class CamEngine:
     alike (outputs it fails on are left out), or a dict of layer name to one of those (``None``
     leaves that layer out); layers the dict does not name are inferred.
 
+    A map explains a *target* (``samplelens_widget.cam.targets``): a class's score, the loss,
+    a contrast of two classes, a region of a dense output, or any score ``f(output) -> (N,)``.
+
     One forward with hooks and one ``torch.autograd.grad`` of the summed target scores with
     respect to the captured activations serve every layer and every sample: no weight gradient
     is computed. The model is never changed: hooks are removed and each module's train/eval flag
@@ -68,12 +78,14 @@ class CamEngine:
         model: nn.Module,
         device: torch.device | str | None = None,
         layout: LayoutSpec = None,
+        task: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self._device = None if device is None else torch.device(device)
         self.layout = layouts.check_spec(layout)
+        self.task = check_task(task)
         # Outputs a later in-place operation changes, learned on the first pass that sees it:
         # norms are run again in the backward, the others handed on as copies.
         self._clone: set[str] = set()
@@ -95,26 +107,39 @@ class CamEngine:
     def explain(
         self,
         inputs: Inputs,
-        label: Label = None,
+        target: TargetSpec = None,
         algorithm: str = "gradcam",
         connection: int = 0,
+        *,
+        label: Label = None,
     ) -> CamResult:
-        """Maps of every layer for the logit of ``label`` (an int, one int per sample, or None
-        for each sample's predicted class) with ``algorithm`` (one of ``CamEngine.algorithms``)
-        on input ``connection``. See ``CamResult`` for what comes back."""
+        """Maps of every layer for ``target`` with ``algorithm`` (one of
+        ``CamEngine.algorithms``) on input ``connection``. ``target``: ``None`` (each sample's
+        predicted class), a class (an int or one per sample), ``targets.Loss(labels)``,
+        ``targets.Contrast(a, b)``, ``targets.Region(class_index, mask)`` or any callable
+        ``f(output) -> (N,)`` given the model's output as it came. ``label=`` is the older
+        name of a class target. See ``CamResult`` for what comes back."""
         algo = ALGORITHMS[checks.check_algorithm(algorithm, self.algorithms)]
+        goal = as_target(target, label)
         tensors = checks.to_tensors(inputs)
         connection = checks.check_connection(connection, len(tensors))
         with eval_mode(self.model), torch.inference_mode(False), torch.enable_grad():
-            logits, layers, batch, left_out = self._forward(tensors, connection)
-            targets = checks.targets_for(label, logits)
-            score = logits.gather(1, targets[:, None]).sum()
-            if not score.requires_grad:
+            out, layers, batch, left_out = self._forward(tensors, connection)
+            if not out.scores.requires_grad and not isinstance(goal, Score):
                 raise ValueError(
                     f"model: its output does not depend on input {connection} through autograd "
                     f"(is it detached, or computed under torch.no_grad inside the model?); the "
                     f"maps need the gradient of the logits"
                 )
+            per_sample = goal.scores(out)
+            if not per_sample.requires_grad:
+                raise ValueError(
+                    f"target: the score does not depend on input {connection} through autograd "
+                    f"(is the model's output detached, computed under torch.no_grad, or is the "
+                    f"target not differentiable, e.g. an argmax?); the maps need its gradient"
+                )
+            score = per_sample.sum()
+            classes = goal.classes(out)
             maps, reached = self._backward(score, layers, algo.layer_map)
             del score
         infos = reaching(layers, reached, left_out)
@@ -127,7 +152,8 @@ class CamEngine:
         size = (int(batch[connection].shape[-2]), int(batch[connection].shape[-1]))
         readers = {lay.info.name: lay.layout for lay in layers}
         return CamResult(
-            infos, maps, logits.detach(), targets, algo.name, connection, size, left_out, readers
+            infos, maps, out, classes, algo.name, connection, size, left_out, readers,
+            target=goal, scores=per_sample.detach(),
         )
 
     @staticmethod
@@ -200,8 +226,8 @@ class CamEngine:
 
     def _forward(
         self, tensors: list[torch.Tensor], connection: int
-    ) -> tuple[torch.Tensor, list[Layer], list[torch.Tensor], LeftOut]:
-        """One forward with capture hooks. Returns (logits, the layers of ``connection`` in
+    ) -> tuple[Output, list[Layer], list[torch.Tensor], LeftOut]:
+        """One forward with capture hooks. Returns (the output, the layers of ``connection`` in
         execution order, the batched inputs, the outputs left out and why)."""
         tensors = checks.add_batch_dim(tensors, connection)
         batch = [self._prepare(t) for t in tensors]
@@ -242,7 +268,7 @@ class CamEngine:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        logits = checks.logits_of(output)
+        out = read_output(output, self.task)
         captures = [c for c in rec.captures if c.key not in changed]
         size = (int(batch[connection].shape[-2]), int(batch[connection].shape[-1]))
         sequences = {c.tensor.shape[1] for c in captures if c.tensor.dim() == 3}
@@ -254,7 +280,7 @@ class CamEngine:
                       "sequence-first") for s in rec.seen]
         if not layers:
             raise ValueError(nothing_readable(self.model, connection, size, left_out))
-        return logits, layers, batch, left_out
+        return out, layers, batch, left_out
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """A leaf copy of an input on the engine's device; floating inputs require grad so that

@@ -1,8 +1,9 @@
-"""Checking and shaping what the caller passes: inputs, labels, algorithm, connection."""
+"""Checking and shaping what the caller passes: inputs, algorithm, connection (targets and
+outputs: ``targets.py``, ``outputs.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -57,53 +58,6 @@ def check_algorithm(algorithm: object, allowed: Sequence[str]) -> str:
     if not isinstance(algorithm, str) or algorithm not in allowed:
         raise ValueError(f"algorithm: {algorithm!r} is unknown; allowed: {list(allowed)}")
     return algorithm
-
-
-def targets_for(label: object, logits: torch.Tensor) -> torch.Tensor:
-    """The class to explain per sample: ``label`` (int or one per sample) or the prediction."""
-    n, k = logits.shape
-    if label is None:
-        return logits.argmax(dim=1)
-    if isinstance(label, torch.Tensor):
-        label = label.tolist()
-    elif isinstance(label, np.ndarray):
-        label = label.tolist()
-    labels = [label] * n if not isinstance(label, (list, tuple)) else list(label)
-    if len(labels) != n:
-        raise ValueError(
-            f"label: got {len(labels)} labels for a batch of {n} samples; give one int, one per "
-            f"sample, or None"
-        )
-    for lab in labels:
-        if isinstance(lab, bool) or not isinstance(lab, (int, np.integer)):
-            raise TypeError(f"label: expected an int class index or None, got {lab!r}")
-        if not 0 <= lab < k:
-            raise ValueError(
-                f"label: {lab} is out of range; the model has {k} classes, allowed: 0..{k - 1} "
-                f"or None (the predicted class)"
-            )
-    return torch.as_tensor(labels, dtype=torch.long, device=logits.device)
-
-
-def logits_of(output: object) -> torch.Tensor:
-    """The (N, K) logits from what the model returned: a tensor, a tuple or list whose first
-    item is one, a mapping (its ``"logits"`` entry, else its first value), or an object with
-    ``.logits``; nested ones unwrap in turn."""
-    for _ in range(3):  # nested, as in a tuple of a dict
-        if isinstance(output, (tuple, list)) and output:
-            output = output[0]
-        elif isinstance(output, Mapping) and output:
-            output = output.get("logits", next(iter(output.values())))
-        elif not isinstance(output, torch.Tensor) and hasattr(output, "logits"):
-            output = output.logits
-        else:
-            break
-    if not isinstance(output, torch.Tensor) or output.dim() != 2:
-        raise ValueError(
-            f"model: its output is {_describe(output)}; the engine needs logits of shape "
-            f"(N, num_classes)"
-        )
-    return output
 
 
 def describe_inputs(tensors: list[torch.Tensor]) -> str:

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from samplelens_widget.cam.layouts import Layout
+from samplelens_widget.cam.outputs import Output
+from samplelens_widget.cam.targets import Target
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,19 @@ class CamResult:
     Attributes:
         layers: ``list[LayerInfo]`` sorted by depth; layers of equal depth keep execution order.
         depths: the distinct depths, ``1 .. max``.
-        logits: ``(N, K)`` float32 array, the model's output.
-        probabilities: softmax of the logits, ``(N, K)``.
-        predictions: ``(N,)`` int64, the arg-max class per sample.
-        targets: ``(N,)`` int64, the class whose logit was explained, per sample.
+        task: what the output was read as (``samplelens_widget.cam.outputs``): ``"multiclass"``,
+            ``"multilabel"``, ``"binary"``, ``"regression"`` or ``"segmentation"``.
+        logits: float32 array, the model's scores: ``(N, K)``, ``(N, 1)`` for one score per
+            sample, ``(N, K, H, W)`` for a segmentation.
+        probabilities: ``(N, num_classes)`` as fits the task (softmax; sigmoid for a binary
+            logit, ``[1 - p, p]``, and for multi-label; a segmentation's per-pixel softmax
+            averaged over the pixels), ``None`` for a regression.
+        predictions: ``(N,)`` int64, the predicted class per sample.
+        num_classes: the classes a label can name (2 for a binary logit).
+        target: what was explained (a ``targets.Target``: ``Class``, ``Loss``, ``Contrast``,
+            ``Region`` or ``Score``); ``scores``: ``(N,)`` its value per sample.
+        targets: ``(N,)`` int64, the class each sample's map is about (``-1``: none, e.g. a
+            callable target).
         algorithm, connection: what was asked for.
         input_size: ``(H, W)`` of input ``connection``: the resolution of ``heatmap``.
         left_out: ``[(name, shape, reason), ...]``, the module outputs that are not layers
@@ -71,13 +82,16 @@ class CamResult:
         self,
         layers: list[LayerInfo],
         maps: dict[str, torch.Tensor],
-        logits: torch.Tensor,
+        output: Output,
         targets: torch.Tensor,
         algorithm: str,
         connection: int,
         input_size: tuple[int, int],
         left_out: list[tuple[str, tuple[int, ...], str]] | None = None,
         readers: dict[str, Layout] | None = None,
+        *,
+        target: Target | None = None,
+        scores: torch.Tensor | None = None,
     ) -> None:
         self.layers = sorted(layers, key=lambda info: info.depth)  # stable: ties keep exec order
         self._by_name = {info.name: info for info in layers}
@@ -86,10 +100,15 @@ class CamResult:
         self._readers = dict(readers or {})
         self._maps = maps
         self._exec_order = [info.name for info in layers]
-        self.logits = logits.detach().float().cpu().numpy()
-        self.probabilities = torch.softmax(logits.detach().float(), dim=1).cpu().numpy()
-        self.predictions = self.logits.argmax(axis=1).astype(np.int64)
+        self.task = output.task
+        self.logits = output.scores.detach().float().cpu().numpy()
+        probs = output.probabilities()
+        self.probabilities = None if probs is None else probs.cpu().numpy()
+        self.predictions = output.predictions().cpu().numpy().astype(np.int64)
+        self.num_classes = output.num_classes
         self.targets = targets.detach().cpu().numpy().astype(np.int64)
+        self.target = target
+        self.scores = None if scores is None else scores.float().cpu().numpy()
         self.algorithm = algorithm
         self.connection = connection
         self.input_size: tuple[int, int] = (int(input_size[0]), int(input_size[1]))

@@ -60,8 +60,8 @@ def analysis(
     rid: int | None = None,
 ) -> tuple[AnalysisReply, list[bytes]]:
     """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``."""
-    probs = res.probabilities[0].astype(np.float64)
-    k = int(probs.shape[0])
+    k = int(res.num_classes)
+    probs = None if res.probabilities is None else res.probabilities[0].astype(np.float64)
     buffers: list[bytes] = []
     layers: list[LayerMeta] = []
     for depth in res.depths:
@@ -79,9 +79,9 @@ def analysis(
             }
         )
         buffers.append(m.tobytes())
-    order = np.argsort(-probs)[: min(TOPK, k)]
+    order: list[int] = [] if probs is None else np.argsort(-probs)[: min(TOPK, k)].tolist()
     loss = None
-    if true_label is not None and 0 <= true_label < k:
+    if probs is not None and true_label is not None and 0 <= true_label < k:
         loss = float(-np.log(max(probs[true_label], 1e-12)))
     meta: AnalysisReply = {
         "type": "analysis",
@@ -94,8 +94,8 @@ def analysis(
         "true_label": true_label,
         "loss": loss,
         "num_classes": k,
-        "probabilities": [float(p) for p in probs] if k <= 1000 else None,
-        "topk": [(int(c), float(probs[c])) for c in order],
+        "probabilities": [float(p) for p in probs] if probs is not None and k <= 1000 else None,
+        "topk": [] if probs is None else [(int(c), float(probs[c])) for c in order],
         "image": False,
     }
     if image is not None:
