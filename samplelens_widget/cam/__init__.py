@@ -6,6 +6,8 @@ from the population package or the widget.
 - ``graph``: layer depths from the autograd graph;
 - ``layouts`` / ``reading``: how each output lies on the input's grid, which outputs are layers;
 - ``algorithms``: one small function per CAM method, in a registry;
+- ``targets``: what a map explains (a class, ``Loss``, ``Contrast``, ``Region``, a callable);
+  ``outputs``: what the model's output is (its task) and its probabilities;
 - ``result``: ``CamResult`` and ``LayerInfo``; ``metrics``: pointing game, deletion/insertion;
 - ``inputs``: checking and shaping what callers pass.
 """
@@ -13,6 +15,20 @@ from the population package or the widget.
 from samplelens_widget.cam.algorithms import ALGORITHMS
 from samplelens_widget.cam.cam_engine import CamEngine
 from samplelens_widget.cam.layouts import Layout, LayoutSpec
+from samplelens_widget.cam.outputs import TASKS
 from samplelens_widget.cam.result import CamResult, LayerInfo
+from samplelens_widget.cam.targets import Contrast, Loss, Region, Target
 
-__all__ = ["ALGORITHMS", "CamEngine", "CamResult", "LayerInfo", "Layout", "LayoutSpec"]
+__all__ = [
+    "ALGORITHMS",
+    "TASKS",
+    "CamEngine",
+    "CamResult",
+    "Contrast",
+    "LayerInfo",
+    "Layout",
+    "LayoutSpec",
+    "Loss",
+    "Region",
+    "Target",
+]
