@@ -158,7 +158,7 @@ def test_a_dense_output_is_a_segmentation_and_region_sums_the_class_over_the_mas
         (Net(5), dict(target=Region(1)), ValueError,
          r"Region: needs dense outputs \(N, K, H, W\), the model's output is \(3, 5\)"),
         (Net(5), dict(target=Loss(None)), ValueError, r"Loss: labels is None"),
-        (Net(5), dict(target=Loss([1, 2])), ValueError, r"Loss: labels has 2 rows for a batch of 3"),
+        (Net(5), dict(target=Loss([1, 2])), ValueError, r"Loss: labels has 2 rows for a batch"),
         (Net(5), dict(target=Loss([1, 2, 9])), ValueError, r"Loss: labels: 9 is out of range"),
         (Net(5), dict(target=lambda o: o), ValueError,
          r"target: the callable returned shape \(3, 5\); it must return \(N,\) = \(3,\)"),
