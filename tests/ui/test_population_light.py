@@ -24,7 +24,7 @@ from samplelens_widget.population import Projection
 pytestmark = pytest.mark.ui
 
 OVERLAY = "canvas[data-role=overlay]"
-SC = "document.querySelector('.sl-root').__samplelens.scatter"
+SC = "document.querySelector('.sl-root').__samplelens.debug()"  # js/debug.ts: the scatter probe
 TAB10 = ["1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd"]
 
 
@@ -351,22 +351,23 @@ def test_one_sample_slice_and_a_bad_embed_layer_show_clear_messages(light_page, 
     assert page.locator("[data-role=rows] .sl-row").count() == 1
 
 
-def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, monkeypatch):
+def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, request):
     release, halfway = threading.Event(), threading.Event()
-    real = population.extract_features
     calls = []
 
-    def slow(model, ds, *a, **kw):  # the third chunk waits until the test has looked
+    def slow(_module, args):  # a slow model: the third chunk waits until the test has looked
+        if args[0].shape[0] != 20:  # an analysis or the slice's predictions
+            return
         calls.append(1)
         time.sleep(0.12)  # progress messages are sent at most every 0.1 s
         if len(calls) == 3:
             halfway.set()
             release.wait(20)
-        return real(model, ds, *a, **kw)
 
-    monkeypatch.setattr(population, "extract_features", slow)
     lens = make(data)
     lens._population.chunk = 20  # 80 samples: 4 chunks
+    hook = lens._session.models[lens.model_name].register_forward_pre_hook(slow)
+    request.addfinalizer(hook.remove)
     h = light_page(lens)
     assert halfway.wait(20)
     wait_until(
