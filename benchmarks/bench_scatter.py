@@ -42,7 +42,7 @@ from samplelens_widget import SampleLens  # noqa: E402
 from samplelens_widget.population import SimilarityIndex  # noqa: E402
 from samplelens_widget.protocol.buffers import pack_coords  # noqa: E402
 
-SC = "document.querySelector('.sl-root').__samplelens.scatter"
+SC = "document.querySelector('.sl-root').__samplelens.debug()"  # js/debug.ts: the scatter probe
 
 
 class Tiny(torch.utils.data.Dataset):

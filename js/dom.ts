@@ -39,3 +39,10 @@ export function stopKeys(el: HTMLElement): void {
 export function fmt(x: number | null | undefined, digits = 3): string {
   return x === null || x === undefined || Number.isNaN(x) ? "—" : x.toFixed(digits);
 }
+
+/** A computed CSS colour as RGB in 0..1 (null when transparent or not rgb()/rgba()). */
+export function parseRgb(css: string): [number, number, number] | null {
+  const m = css.match(/rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?/);
+  if (!m || (m[4] !== undefined && Number(m[4]) === 0)) return null;
+  return [Number(m[1]) / 255, Number(m[2]) / 255, Number(m[3]) / 255];
+}

@@ -1,17 +1,20 @@
 // samplelens-widget front end: the anywidget entry point.
 import { App } from "./app";
+import { expose } from "./debug";
 import { h } from "./dom";
-import type { AnyModel } from "./model";
+import type { Reason } from "./events";
+import type { AnyModel, TraitName } from "./model";
 import { Controller } from "./panels/controller";
 import { ErrorAnalysis } from "./panels/errors";
 import { Header } from "./panels/header";
 import { SampleList } from "./panels/sampleList";
 import { ScatterPanel } from "./panels/scatter";
 import { Viewer } from "./panels/viewer";
+import type { Buffer } from "./protocol";
 import css from "./style.css";
 
-const KEY_TRAITS = ["viewed", "algorithm", "label", "connection", "slice", "model_name", "compare"];
-const VIEW_TRAITS = ["selected", "colormap", "opacity", "tab", "grid", "_info", "color_by"];
+const KEY_TRAITS: TraitName[] = ["viewed", "algorithm", "label", "connection", "slice", "model_name", "compare"];
+const VIEW_TRAITS: TraitName[] = ["selected", "colormap", "opacity", "tab", "grid", "_info", "color_by"];
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
   const app = new App(model);
@@ -36,9 +39,9 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     ),
   );
   el.replaceChildren(root);
-  (root as any).__samplelens = app; // for tests and debugging
+  expose(root, app, scatter); // root.__samplelens: the App, and debug() for tests
 
-  const updateAll = (reason: string) => {
+  const updateAll = (reason: Reason) => {
     if (reason === "depth") {
       viewer.redraw();
       controller.update();
@@ -59,7 +62,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     model.on(ev, fn);
     handlers.push([ev, fn]);
   };
-  on("msg:custom", (content: any, buffers: any[]) => app.onMessage(content, buffers ?? []));
+  on("msg:custom", (content: unknown, buffers: Buffer[] | undefined) => app.onMessage(content, buffers ?? []));
   on("change:depth", () => {
     // The kernel's echo of an earlier save may land while the slider holds a newer, unsaved
     // depth: keep the slider's (it is saved shortly), so that a drag never jumps back.

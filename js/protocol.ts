@@ -1,52 +1,13 @@
 // Messages between the page and the kernel, and decoding of their binary buffers.
 
-export interface AnalysisKey {
-  model: string;
-  slice: string;
-  id: number;
-  algorithm: string;
-  label: number | null;
-  connection: number;
-}
+import type { AnalysisKey, LayerMeta, Reply } from "./wire";
 
-export interface LayerMeta {
-  depth: number;
-  name: string;
-  shape: number[];
-  /** How the output lies on the grid: "NCHW", "NHWC", "tokens (1 prefix + 14x14)", ... */
-  layout: string;
-  /** Other modules whose output is this very tensor (a stage's last block, ...). */
-  aliases: string[];
-  h: number;
-  w: number;
-}
-
-export interface AnalysisMeta {
-  type: "analysis";
-  rid: number | null;
-  key: AnalysisKey;
-  layers: LayerMeta[];
-  input_size: [number, number];
-  target: number;
-  prediction: number;
-  true_label: number | null;
-  loss: number | null;
-  num_classes: number;
-  probabilities: number[] | null;
-  topk: [number, number][];
-  image: boolean;
-  image_size?: [number, number];
-}
+export type { AnalysisKey, LayerMeta };
+/** An analysis message (the kernel's answer to one key), as wire.ts declares it. */
+export type AnalysisMeta = Reply<"analysis">;
 
 /** One map per depth, uint8 at feature resolution. */
-export interface DepthMap {
-  depth: number;
-  name: string;
-  shape: number[];
-  layout: string;
-  aliases: string[];
-  h: number;
-  w: number;
+export interface DepthMap extends LayerMeta {
   data: Uint8Array;
   /** All zeros: the layer's map was constant (nothing to show at this depth). */
   flat: boolean;

@@ -94,7 +94,7 @@ export class Controller {
     // Probabilities do not depend on the label or the algorithm: use any analysis of this sample.
     const probs = a?.meta.probabilities ?? null;
     const pred = a?.meta.prediction;
-    const label = app.get<number | null>("label");
+    const label = app.get("label");
     const opts: [string, string][] = [["", `Predicted${pred !== undefined ? ` (${app.labelName(pred)})` : ""}`]];
     info.label_names.forEach((n, i) => opts.push([String(i), probs ? `${n}  ·  ${probs[i].toFixed(3)}` : n]));
     setOptions(this.label, opts, label === null ? "" : String(label));
@@ -103,13 +103,13 @@ export class Controller {
       ? `explaining ${app.labelName(target)} · score ${fmt(probs[target], 3)}`
       : "";
 
-    const nIn = info.n_inputs[app.get<string>("slice")] ?? 1;
+    const nIn = info.n_inputs[app.get("slice")] ?? 1;
     this.connRow.style.display = nIn > 1 ? "" : "none";
     if (nIn > 1) {
       setOptions(this.conn, Array.from({ length: nIn }, (_, i) => [String(i), `input ${i}`]), String(app.get("connection")));
     }
 
-    const depth = app.get<number | null>("depth");
+    const depth = app.get("depth");
     this.last.checked = depth === null;
     this.custom.checked = depth !== null;
     const maps = a?.maps ?? [];

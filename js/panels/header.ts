@@ -52,10 +52,10 @@ export class Header {
     const many = info.models.length > 1;
     this.modelWrap.style.display = many ? "" : "none";
     if (many) {
-      const cur = app.get<string>("model_name");
+      const cur = app.get("model_name");
       setOptions(this.modelSel, info.models.map((m) => [m, m]), cur);
       const others = info.models.filter((m) => m !== cur);
-      const cmp = app.get<string | null>("compare");
+      const cmp = app.get("compare");
       setOptions(this.compareSel, others.map((m) => [m, `vs ${m}`]), cmp && others.includes(cmp) ? cmp : others[0] ?? "");
       this.compareBox.checked = !!cmp;
       this.compareSel.disabled = !cmp;

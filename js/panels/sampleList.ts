@@ -89,9 +89,9 @@ export class SampleList {
 
   update(): void {
     const app = this.app;
-    const sel = app.get<number[]>("selected");
+    const sel = app.get("selected");
     const ids = app.pageIds();
-    const viewed = app.get<number | null>("viewed");
+    const viewed = app.get("viewed");
     this.similar.disabled = !sel.length;
     const sim = app.similar && app.similar.key === app.popKey() ? app.similar : null;
     const rowsReady = ids.map((id) => (app.rows.has(app.rowKey(id)) ? 1 : 0)).join("");

@@ -1,5 +1,5 @@
 // Viewer (centre): tabs (CAM overlay, Input, user visualizers), colormap/opacity, the canvases.
-import type { App, Visual } from "../app";
+import type { App, Reason, Visual } from "../app";
 import { gradientCss } from "../colormap";
 import { h, setOptions, stopKeys } from "../dom";
 import { OverlayCanvas, decodeImage, displaySize, pixelsOf } from "../overlay";
@@ -63,9 +63,9 @@ export class Viewer {
     return ["CAM", "Input", ...this.app.info.visualizers];
   }
 
-  update(reason = ""): void {
+  update(reason: Reason | "" = ""): void {
     const app = this.app;
-    const tab = app.get<string>("tab");
+    const tab = app.get("tab");
     const names = this.tabNames();
     const tsig = names.join("|") + "#" + tab;
     if (tsig !== this.tabsSig) {
@@ -88,13 +88,13 @@ export class Viewer {
     setOptions(this.cmap, app.info.colormaps.map((c) => [c, c]), app.get("colormap"));
     if (document.activeElement !== this.opacity) this.opacity.value = String(app.get("opacity"));
     this.toolbar.style.visibility = tab === "CAM" ? "visible" : "hidden";
-    const nsel = app.get<number[]>("selected").length;
+    const nsel = app.get("selected").length;
     this.gridLabel.style.display = nsel > 1 ? "" : "none";
     this.gridBox.checked = !!app.get("grid");
     this.legend.style.background = gradientCss(app.get("colormap"));
 
     const grid = tab === "CAM" && !!app.get("grid") && nsel > 1;
-    const cmp = app.get<string | null>("compare");
+    const cmp = app.get("compare");
     const mode = tab === "CAM" ? (grid ? "grid" : cmp ? "compare" : "single") : tab === "Input" ? "input" : "visual";
     const sig = `${mode}|${mode === "grid" ? app.gridIds().join(",") : ""}|${cmp}|${app.get("model_name")}`;
     if (sig !== this.stageSig) {
@@ -130,7 +130,7 @@ export class Viewer {
         h("div", { class: "sl-overlay-row" }, s.wrap, h("div", { class: "sl-legend-wrap" }, h("span", {}, "1.0"), this.legend, h("span", {}, "0.0"))),
       );
     } else if (mode === "compare") {
-      const cmp = app.get<string>("compare");
+      const cmp = app.get("compare") ?? undefined; // set: the compare mode
       const a = this.makeSlot(() => app.currentKey(), COMPARE, true);
       const b = this.makeSlot(() => app.currentKey(cmp), COMPARE, true);
       a.oc.canvas.dataset.role = "overlay";
@@ -165,10 +165,10 @@ export class Viewer {
   /** Repaint every canvas from the maps already on the page (no kernel round trip). */
   redraw(): void {
     const app = this.app;
-    const depth = app.get<number | null>("depth");
-    const cmap = app.get<string>("colormap");
-    const opacity = app.get<number>("opacity");
-    const viewed = app.get<number | null>("viewed");
+    const depth = app.get("depth");
+    const cmap = app.get("colormap");
+    const opacity = app.get("opacity");
+    const viewed = app.get("viewed");
     for (const s of this.slots) {
       const k = s.key();
       s.wrap.classList.toggle("sl-active", this.stageSig.startsWith("grid") && k?.id === viewed);

@@ -2,20 +2,9 @@
 // colour per point. Pure (tested with vitest).
 import { lut } from "../colormap";
 import { type Buffer, toBytes } from "../protocol";
+import type { ColumnMeta } from "../wire";
 
-export interface ColumnMeta {
-  key: string;
-  title: string;
-  kind: "category" | "value";
-  dtype: "uint8" | "uint16" | "uint32" | "float32";
-  categories?: (string | number | boolean)[];
-  palette?: string | null;
-  missing?: number;
-  min?: number | null;
-  max?: number | null;
-  /** The colour scale spans min..max but values lie beyond (they take the end colours). */
-  clipped?: boolean;
-}
+export type { ColumnMeta };
 
 export interface Column extends ColumnMeta {
   data: Uint8Array | Uint16Array | Uint32Array | Float32Array;

@@ -26,7 +26,7 @@ QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
 OVERLAY = "canvas[data-role=overlay]"
 W = ".sl-root >> nth=0"
 V = ".sl-root >> nth=1"
-SC = "document.querySelector('.sl-root').__samplelens.scatter"
+SC = "document.querySelector('.sl-root').__samplelens.debug()"  # js/debug.ts: the scatter probe
 
 
 def run_quickstart(page, jupyter_server):

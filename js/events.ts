@@ -1,0 +1,31 @@
+// The page's event bus: why the panels should look again.
+import type { TraitName } from "./model";
+
+/** A trait changed (its name), something arrived from the kernel, or the page changed. */
+export type Reason =
+  | TraitName
+  | "init" // the first render
+  | "page" // the list's page
+  | "analysis"
+  | "rows"
+  | "stats"
+  | "visual"
+  | "population"
+  | "population-progress"
+  | "population-coords"
+  | "similar"
+  | "thumb"
+  | "error";
+
+export type Listener = (reason: Reason) => void;
+
+export class Bus {
+  private listeners = new Set<Listener>();
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+  emit(reason: Reason): void {
+    for (const fn of this.listeners) fn(reason);
+  }
+}

@@ -1,0 +1,144 @@
+// The reply decoder: one function per kind of kernel message, filling the page's caches.
+// The table's type names every ReplyKind, so tsc fails when a kind has no decoder.
+import type { App } from "./app";
+import { type Analysis, type AnalysisMeta, type Buffer, decodeAnalysis, keyString, toBytes } from "./protocol";
+import { decodeColumn } from "./scatter/colors";
+import type { Visual } from "./state";
+import type { KernelReply, Reply, ReplyKind } from "./wire";
+
+export type Decoders = { [K in ReplyKind]: (msg: Reply<K>, buffers: Buffer[]) => void };
+
+function png(buf: Buffer): string {
+  return URL.createObjectURL(new Blob([toBytes(buf) as BlobPart], { type: "image/png" }));
+}
+
+/** The decoders, writing into `app`. */
+export function decoders(app: App): Decoders {
+  return {
+    analysis: (meta, buffers) => onAnalysis(app, meta, buffers),
+    rows: (content, buffers) => {
+      content.rows.forEach((r, i) => {
+        const url = png(buffers[i]);
+        app.rows.put(`${content.model}|${content.slice}|${r.id}`, { ...r, thumb: url });
+      });
+      app.sent.rows = "";
+      app.emit("rows");
+    },
+    stats: (content) => {
+      app.stats.set(`${content.model}|${content.slice}`, content);
+      app.emit("stats");
+    },
+    visual: (content, buffers) => {
+      const v: Visual = { ...content };
+      if (content.kind === "image" && buffers.length) v.url = png(buffers[0]);
+      app.visuals.put(`${content.name}|${content.slice}|${content.id}|${content.connection}`, v);
+      app.sent.visual = "";
+      app.emit("visual");
+    },
+    plotly_js: (_content, buffers) => app.installPlotly(buffers[0]),
+    population: (content, buffers) => {
+      app.popReceivedAt = performance.now();
+      onPopulation(app, content, buffers);
+    },
+    population_progress: (content) => {
+      app.popProgress.set(`${content.model}|${content.slice}`, { done: content.done, total: content.total });
+      app.emit("population-progress");
+    },
+    population_coords: (content, buffers) => {
+      const p = app.pops.get(`${content.model}|${content.slice}`);
+      if (p && buffers.length) {
+        p.coords = new Float32Array(toBytes(buffers[0]).slice().buffer);
+        p.method = content.method;
+        p.note = content.note ?? null;
+        p.umapPending = !!content.umap_pending;
+        p.version++;
+        app.emit("population-coords");
+      }
+    },
+    population_error: (content) => {
+      const pk = `${content.model}|${content.slice}`;
+      app.popErrors.set(pk, content.message);
+      app.sent.pop.delete(pk);
+      app.emit("population");
+    },
+    similar: (content) => {
+      const key = `${content.model}|${content.slice}`;
+      const sims = new Map<number, number>();
+      content.ids.forEach((id, i) => sims.set(id, content.similarities[i]));
+      app.similar = { key, query: content.query, ids: content.ids, sims };
+      if (key === app.popKey()) {
+        const sel = app.get("selected");
+        const have = new Set(sel);
+        const add = content.ids.filter((i) => !have.has(i));
+        if (add.length) app.setTrait("selected", [...sel, ...add]);
+      }
+      app.emit("similar");
+    },
+    thumb: (content, buffers) => {
+      const url = png(buffers[0]);
+      app.thumbs.put(`${content.slice}|${content.id}`, url);
+      if (app.sent.thumb === `${content.slice}|${content.id}`) app.sent.thumb = "";
+      app.emit("thumb");
+    },
+    error: (content) => {
+      if (content.key) app.failed.set(keyString(content.key), content.message);
+      if (content.request === "rows") app.rowsFailed = true;
+      app.pushError(content.message);
+    },
+  };
+}
+
+/** Hand one custom message to its decoder; anything else is ignored. */
+export function dispatch(table: Decoders, content: unknown, buffers: Buffer[]): void {
+  if (!content || typeof content !== "object") return;
+  const kind = (content as { type?: unknown }).type;
+  if (typeof kind !== "string" || !Object.prototype.hasOwnProperty.call(table, kind)) return;
+  const decode = table[kind as ReplyKind] as (msg: KernelReply, buffers: Buffer[]) => void;
+  decode(content as KernelReply, buffers);
+}
+
+function onAnalysis(app: App, meta: AnalysisMeta, buffers: Buffer[]): void {
+  let a: Analysis;
+  try {
+    a = decodeAnalysis(meta, buffers);
+  } catch (e) {
+    app.pushError(String(e));
+    return;
+  }
+  const ks = keyString(meta.key);
+  // Every answer is cached by its key; it is shown only if the page still wants that key, so a
+  // stale answer can never replace a newer one on screen.
+  app.analyses.put(ks, a);
+  if (a.image) app.images.put(`${meta.key.slice}|${meta.key.id}|${meta.key.connection}`, a.image);
+  if (typeof meta.rid === "number") app.lastAnswerRid = Math.max(app.lastAnswerRid, meta.rid);
+  if (app.sent.analyze.split(";").includes(ks)) app.sent.analyze = "";
+  app.emit("analysis");
+}
+
+function onPopulation(app: App, content: Reply<"population">, buffers: Buffer[]): void {
+  const key = `${content.model}|${content.slice}`;
+  const n = content.n;
+  try {
+    const coords = new Float32Array(toBytes(buffers[0]).slice().buffer);
+    if (coords.length !== 2 * n) throw new Error(`population: ${coords.length / 2} points, expected ${n}`);
+    const columns = content.columns.map((m, i) => decodeColumn(m, buffers[i + 1], n));
+    app.pops.set(key, {
+      key,
+      model: content.model,
+      slice: content.slice,
+      n,
+      coords,
+      method: content.method,
+      note: content.note ?? null,
+      umapPending: !!content.umap_pending,
+      layer: content.layer ?? null,
+      columns,
+      version: 0,
+    });
+    app.popErrors.delete(key);
+  } catch (e) {
+    app.popErrors.set(key, String(e));
+    app.pushError(String(e));
+  }
+  app.emit("population");
+}

@@ -1,0 +1,111 @@
+// The request planner: what to ask the kernel for (newest wins). Every message leaves through
+// ask(), which numbers it.
+import type { App } from "./app";
+import { keyString } from "./protocol";
+import type { Ask, PageRequest, RequestKind } from "./wire";
+
+export class Requests {
+  private rid = 0;
+
+  constructor(private app: App) {}
+
+  /** Send one request with the next request id (and, for select_ids, its buffers).
+   * (`& { type: K }` lets tsc infer K from the literal, so each call is checked as Ask<K>.) */
+  ask<K extends RequestKind>(msg: Ask<K> & { type: K }, buffers?: ArrayBufferView[]): void {
+    const { type, ...rest } = msg;
+    const content = { type, rid: ++this.rid, ...rest } as unknown as PageRequest;
+    if (buffers) this.app.model.send(content, undefined, buffers);
+    else this.app.model.send(content);
+  }
+
+  /** Ask the kernel for whatever the current state needs and the page lacks. */
+  ensure(): void {
+    const app = this.app;
+    const sent = app.sent;
+    const keys = app.neededKeys().filter((k) => {
+      const s = keyString(k);
+      return !app.analyses.has(s) && !app.failed.has(s);
+    });
+    const sig = keys.map(keyString).join(";");
+    if (keys.length && sig !== sent.analyze) {
+      const images = keys.map((k) => !app.images.has(`${k.slice}|${k.id}|${k.connection}`));
+      this.ask({ type: "analyze", keys, images });
+    }
+    sent.analyze = sig;
+
+    const model = app.get("model_name");
+    const slice = app.get("slice");
+    const missing = app.pageIds().filter((id) => !app.rows.has(app.rowKey(id)));
+    const rsig = `${model}|${slice}|${missing.join(",")}`;
+    if (missing.length && rsig !== sent.rows && !app.rowsFailed) {
+      this.ask({ type: "rows", model, slice, ids: missing, page: app.listPage });
+    }
+    sent.rows = missing.length ? rsig : "";
+
+    const skey = `${model}|${slice}`;
+    if (app.get("viewed") !== null && !app.stats.has(skey) && !sent.stats.has(skey)) {
+      sent.stats.add(skey);
+      this.ask({ type: "stats", model, slice });
+    }
+
+    const pk = app.popKey();
+    if (!app.pops.has(pk) && !sent.pop.has(pk) && !app.popErrors.has(pk)) {
+      sent.pop.add(pk);
+      this.ask({ type: "population", model, slice });
+    }
+
+    const vk = app.visualKey();
+    if (vk && !app.visuals.has(vk) && vk !== sent.visual) {
+      const [name, vslice, id, conn] = vk.split("|");
+      this.ask({ type: "visual", name, slice: vslice, id: Number(id), connection: Number(conn) });
+    }
+    sent.visual = vk && !app.visuals.has(vk) ? vk : "";
+  }
+
+  /** Ask for the population again after an error (a user action). */
+  retryPopulation(): void {
+    const pk = this.app.popKey();
+    this.app.popErrors.delete(pk);
+    this.app.sent.pop.delete(pk);
+  }
+
+  addSample(text: string): void {
+    this.ask({ type: "add", id: text });
+  }
+  selectAll(): void {
+    this.ask({ type: "select_all" });
+  }
+  fetchSimilar(k: number): void {
+    const app = this.app;
+    this.ask({
+      type: "similar",
+      ids: app.get("selected"),
+      k,
+      model: app.get("model_name"),
+      slice: app.get("slice"),
+    });
+  }
+  pick(id: number): void {
+    this.ask({ type: "pick", id });
+  }
+  /** The ids travel as one Uint32Array buffer (a copy, never a view). */
+  selectIds(ids: Uint32Array, mode: "replace" | "add"): void {
+    const buf = ids.slice();
+    this.ask({ type: "select_ids", mode, slice: this.app.get("slice"), n: ids.length }, [buf]);
+  }
+  /** A hover thumbnail (object URL), asked for when missing; null until it arrives. */
+  thumb(id: number): string | null {
+    const app = this.app;
+    const k = `${app.get("slice")}|${id}`;
+    const hit = app.thumbs.get(k);
+    if (hit) return hit;
+    if (app.sent.thumb !== k) {
+      app.sent.thumb = k;
+      this.ask({ type: "thumb", slice: app.get("slice"), id });
+    }
+    return null;
+  }
+  plotly(): void {
+    this.ask({ type: "plotly_js" });
+  }
+}
