@@ -2,14 +2,15 @@
 // samplelens_widget/protocol/messages.py: do not edit; change the Python declaration and
 // run that command (tests/widget/test_protocol.py checks that this file is current).
 
-/** What one analysis depends on. `label` null: the predicted class. */
+/** What one analysis depends on. `label`: a class, null (the predicted class) or `"loss"` (the sample's loss against its true label); `contrast`: a second class, the map then explains `label` (or the prediction) rather than it. */
 export interface AnalysisKey {
   model: string;
   slice: string;
   id: number;
   algorithm: string;
-  label: number | null;
+  label: number | "loss" | null;
   connection: number;
+  contrast?: number | null;
 }
 
 /** One depth's map: the layer, its output shape and layout, the map's size. */
@@ -157,6 +158,8 @@ export interface AnalysisReply {
   key: AnalysisKey;
   layers: LayerMeta[];
   input_size: number[];
+  task: string;
+  explained: string;
   target: number;
   prediction: number;
   true_label: number | null;

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from samplelens_widget.cam import CamEngine, CamResult
+from samplelens_widget.cam.targets import Class, Contrast, Loss, Target
 from samplelens_widget.protocol.messages import AnalysisKey as KeyMessage
 
 __all__ = ["LRU", "AnalysisKey", "AnalysisStore"]
@@ -44,14 +45,16 @@ class LRU(OrderedDict[Hashable, V], Generic[V]):
 
 @dataclass(frozen=True)
 class AnalysisKey:
-    """What one analysis depends on. ``label=None`` means the predicted class."""
+    """What one analysis depends on. ``label``: a class, ``None`` (the predicted class) or
+    ``"loss"``; ``contrast``: a second class (the map explains ``label`` rather than it)."""
 
     model: str
     slice: str
     id: int
     algorithm: str
-    label: int | None
+    label: int | str | None
     connection: int
+    contrast: int | None = None
 
     def as_dict(self) -> KeyMessage:
         return {
@@ -59,41 +62,58 @@ class AnalysisKey:
             "slice": self.slice,
             "id": self.id,
             "algorithm": self.algorithm,
-            "label": self.label,
+            "label": "loss" if self.label == "loss" else self.label,  # type: ignore[typeddict-item]
             "connection": self.connection,
+            "contrast": self.contrast,
         }
+
+    def target(self, true_label: Any) -> Target:
+        """What this key's map explains, for a sample whose true label is ``true_label``."""
+        if self.label == "loss":
+            if true_label is None:
+                raise ValueError(
+                    f"label: 'loss' needs the sample's true label; sample {self.id} of slice "
+                    f"{self.slice!r} has none"
+                )
+            return Loss([true_label])
+        if self.contrast is not None:
+            return Contrast(self.label, self.contrast)
+        return Class(self.label)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AnalysisKey:
         label = d.get("label")
+        contrast = d.get("contrast")
         return cls(
             model=str(d["model"]),
             slice=str(d["slice"]),
             id=int(d["id"]),
             algorithm=str(d["algorithm"]),
-            label=None if label is None else int(label),
+            label=label if label is None or label == "loss" else int(label),
             connection=int(d.get("connection", 0)),
+            contrast=None if contrast is None else int(contrast),
         )
 
 
 Inputs = tuple[torch.Tensor, ...]
+Item = Callable[[str, int], tuple[Inputs, Any, Any]]
 
 
 class AnalysisStore:
     """``get(key)``: the CamResult of one sample, from the LRU or computed with the model's
-    engine under ``lock`` (the session's model lock). ``inputs(slice, id)`` gives a sample's
-    inputs. ``depths(model)`` / ``num_classes(model)``: what an analysis of that model showed,
-    ``None`` before the first one (these never compute)."""
+    engine under ``lock`` (the session's model lock). ``item(slice, id)`` gives a sample's
+    ``(inputs, label, raw item)``. ``depths(model)`` / ``num_classes(model)``: what an
+    analysis of that model showed, ``None`` before the first one (these never compute)."""
 
     def __init__(
         self,
         engines: Mapping[str, CamEngine],
-        inputs: Callable[[str, int], Inputs],
+        item: Item,
         lock: threading.RLock,
         size: int = 64,
     ) -> None:
         self.engines = engines
-        self.inputs = inputs
+        self.item = item
         self.lock = lock
         self._cache: LRU[CamResult] = LRU(size)
         self._depths: dict[str, list[int]] = {}
@@ -104,14 +124,14 @@ class AnalysisStore:
             hit = self._cache.get_item(key)
             if hit is not None:
                 return hit
-            inputs = self.inputs(key.slice, key.id)
+            inputs, true_label, _ = self.item(key.slice, key.id)
             x = inputs[0] if len(inputs) == 1 else tuple(inputs)
             res = self.engines[key.model].explain(
-                x, label=key.label, algorithm=key.algorithm, connection=key.connection
+                x, key.target(true_label), algorithm=key.algorithm, connection=key.connection
             )
             self._cache.put(key, res)
             self._depths.setdefault(key.model, [int(d) for d in res.depths])
-            self._classes.setdefault(key.model, int(res.logits.shape[1]))
+            self._classes.setdefault(key.model, int(res.num_classes))
             return res
 
     def depths(self, model: str) -> list[int] | None:

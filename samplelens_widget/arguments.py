@@ -24,6 +24,7 @@ __all__ = [
     "check_projection",
     "check_slices",
     "check_visualizers",
+    "contrast",
     "depth",
     "label",
     "metadata_by_slice",
@@ -152,16 +153,39 @@ def algorithm(value: Any, titles: Mapping[str, str]) -> str:
     return str(norm)
 
 
-def label(value: int | None, num_classes: int | None, from_page: bool) -> int | None:
-    """A class of the model, or ``None``; unchecked while the number of classes is unknown. A
-    value from the page that does not fit (sent just before a model switch) is the prediction."""
+LOSS = "loss"
+
+
+def label(value: int | str | None, num_classes: int | None, from_page: bool) -> int | str | None:
+    """A class of the model, ``None`` (the prediction) or ``"loss"``; a class is unchecked while
+    the number of classes is unknown. A class from the page that does not fit (sent just before
+    a model switch) is the prediction."""
+    if isinstance(value, str):
+        if value == LOSS:
+            return value
+        raise ValueError(
+            f"label: {value!r} is not allowed; expected a class index, None (the predicted "
+            f"class) or {LOSS!r} (the loss against the true label)"
+        )
     if value is None or num_classes is None or 0 <= value < num_classes:
         return value
     if from_page:
         return None
     raise ValueError(
-        f"label: {value} is not a class of the model; expected 0..{num_classes - 1} or None "
-        "(the predicted class)"
+        f"label: {value} is not a class of the model; expected 0..{num_classes - 1}, None "
+        f"(the predicted class) or {LOSS!r}"
+    )
+
+
+def contrast(value: int | None, num_classes: int | None, from_page: bool) -> int | None:
+    """The second class of a contrast, or ``None`` (no contrast)."""
+    if value is None or num_classes is None or 0 <= value < num_classes:
+        return value
+    if from_page:
+        return None
+    raise ValueError(
+        f"contrast: {value} is not a class of the model; expected 0..{num_classes - 1} or None "
+        "(no contrast)"
     )
 
 

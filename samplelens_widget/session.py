@@ -47,6 +47,7 @@ class Session:
         cache_size: int = 64,
         batch_size: int = 16,
         layout: LayoutSpec = None,
+        task: str | None = None,
     ) -> None:
         if not models:
             raise ValueError("models: expected at least one model, got none")
@@ -61,7 +62,8 @@ class Session:
         self.models = dict(models)
         self.slices = dict(slices)
         self.engines = {
-            name: CamEngine(m, device=device, layout=layout) for name, m in self.models.items()
+            name: CamEngine(m, device=device, layout=layout, task=task)
+            for name, m in self.models.items()
         }
         self.visualizers = dict(visualizers or {})
         for name, fn in self.visualizers.items():
@@ -73,7 +75,7 @@ class Session:
         self._images: LRU[np.ndarray] = LRU(256)
         self._n_inputs: dict[str, int] = {}
         self._label_names_arg = label_names
-        self.analyses = AnalysisStore(self.engines, self.inputs, self.lock, cache_size)
+        self.analyses = AnalysisStore(self.engines, self.item, self.lock, cache_size)
         self.stats = SliceStats(
             self.models, self.engines, self.item, self.slice_len, self.lock, batch_size
         )

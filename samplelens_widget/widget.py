@@ -91,7 +91,11 @@ class SampleLens(anywidget.AnyWidget):
         selected (list[int]): ids of the selected samples in the current slice.
         viewed (int | None): the sample shown in the viewer (always one of ``selected``).
         algorithm (str): ``"gradcam"``, ``"layercam"`` or ``"focus_layercam"``.
-        label (int | None): the class explained; ``None`` = the predicted class.
+        label (int | str | None): what the maps explain: a class, ``None`` (the predicted
+            class) or ``"loss"`` (the sample's loss against its true label: what pushes the
+            model toward its mistake).
+        contrast (int | None): a second class: the maps explain ``label`` (or the predicted
+            class) rather than it, the difference of the two scores.
         connection (int): the input the heatmap belongs to (multi-input models).
         depth (int | None): the layer depth shown; ``None`` = the last layer.
         slice (str): the current data slice.
@@ -133,7 +137,8 @@ class SampleLens(anywidget.AnyWidget):
     selected = t.List(t.Int()).tag(sync=True)
     viewed = t.Int(None, allow_none=True).tag(sync=True)
     algorithm = t.Unicode("gradcam").tag(sync=True)
-    label = t.Int(None, allow_none=True).tag(sync=True)
+    label = t.Union([t.Int(), t.Unicode()], default_value=None, allow_none=True).tag(sync=True)
+    contrast = t.Int(None, allow_none=True).tag(sync=True)
     connection = t.Int(0).tag(sync=True)
     depth = t.Int(None, allow_none=True).tag(sync=True)
     slice = t.Unicode("").tag(sync=True)
@@ -163,6 +168,7 @@ class SampleLens(anywidget.AnyWidget):
         metadata: Any = None,
         projection: str | None = None,
         layout: LayoutSpec = None,
+        task: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not _ESM_PATH.exists():
@@ -179,7 +185,7 @@ class SampleLens(anywidget.AnyWidget):
         embed_layer = check.check_embed_layer(embed_layer)
         s = self._session = Session(
             all_models, all_slices, label_names=label_names, visualizers=vis, device=device,
-            layout=layout,
+            layout=layout, task=task,
         )
         self._population = Population(
             s,
@@ -282,10 +288,16 @@ class SampleLens(anywidget.AnyWidget):
         return self._checked("algorithm", check.algorithm, value, ALGORITHM_TITLES)
 
     @t.validate("label")
-    def _v_label(self, proposal: dict[str, Any]) -> int | None:
+    def _v_label(self, proposal: dict[str, Any]) -> int | str | None:
         k = self._session.known_num_classes(self.model_name) if self.model_name else None
         page = self._from_page("label")
         return self._checked("label", check.label, proposal["value"], k, page)
+
+    @t.validate("contrast")
+    def _v_contrast(self, proposal: dict[str, Any]) -> int | None:
+        k = self._session.known_num_classes(self.model_name) if self.model_name else None
+        page = self._from_page("contrast")
+        return self._checked("contrast", check.contrast, proposal["value"], k, page)
 
     @t.validate("connection")
     def _v_connection(self, proposal: dict[str, Any]) -> int:
@@ -369,8 +381,10 @@ class SampleLens(anywidget.AnyWidget):
         if change["old"] in ("", None) or not self.slice:
             return
         k = self._session.num_classes(self.model_name, self.slice)
-        if self.label is not None and self.label >= k:
+        if isinstance(self.label, int) and self.label >= k:
             self.label = None
+        if self.contrast is not None and self.contrast >= k:
+            self.contrast = None
         depths = self._learn_depths()
         if self.depth is not None and depths and self.depth not in depths:
             self.depth = None
@@ -395,6 +409,7 @@ class SampleLens(anywidget.AnyWidget):
             algorithm=self.algorithm,
             label=self.label,
             connection=self.connection,
+            contrast=self.contrast,
         )
 
     def _current(self) -> tuple[str, str, list[int]]:

@@ -155,26 +155,29 @@ class Loss(Target):
 
 @dataclass(repr=False)
 class Contrast(Target):
-    """Score ``a`` minus score ``b`` (ints, or one per sample): why ``a`` rather than ``b``."""
+    """Score ``a`` minus score ``b`` (ints, or one per sample; ``a=None``: each sample's
+    predicted class): why ``a`` rather than ``b``."""
 
     a: Any
     b: Any
 
     @property
     def title(self) -> str:  # type: ignore[override]
-        return f"class {self.a} rather than {self.b}"
+        a = "the predicted class" if self.a is None else f"class {self.a}"
+        return f"{a} rather than class {self.b}"
 
     def classes(self, out: Output) -> torch.Tensor:
+        if self.a is None:
+            return out.predictions().cpu()
         a = _ints(self.a, out.n, "Contrast: a")
         out.check_classes(a, "Contrast: a")
         return torch.as_tensor(a, dtype=torch.long)
 
     def scores(self, out: Output) -> torch.Tensor:
         dev = out.scores.device
-        a, b = _ints(self.a, out.n, "Contrast: a"), _ints(self.b, out.n, "Contrast: b")
-        out.check_classes(a, "Contrast: a")
+        b = _ints(self.b, out.n, "Contrast: b")
         out.check_classes(b, "Contrast: b")
-        ta = torch.as_tensor(a, dtype=torch.long, device=dev)
+        ta = self.classes(out).to(dev)
         tb = torch.as_tensor(b, dtype=torch.long, device=dev)
         return out.class_scores(ta) - out.class_scores(tb)
 

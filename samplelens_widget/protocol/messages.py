@@ -42,14 +42,17 @@ THREADS: dict[Thread, tuple[str, ...]] = {
 
 # ------------------------------------------------------------------------- shared parts
 class AnalysisKey(TypedDict):
-    """What one analysis depends on. ``label`` null: the predicted class."""
+    """What one analysis depends on. ``label``: a class, null (the predicted class) or
+    ``"loss"`` (the sample's loss against its true label); ``contrast``: a second class, the
+    map then explains ``label`` (or the prediction) rather than it."""
 
     model: str
     slice: str
     id: int
     algorithm: str
-    label: int | None
+    label: int | Literal["loss"] | None
     connection: int
+    contrast: NotRequired[int | None]
 
 
 class LayerMeta(TypedDict):
@@ -208,6 +211,8 @@ class AnalysisReply(TypedDict):
     key: AnalysisKey
     layers: list[LayerMeta]
     input_size: list[int]
+    task: str
+    explained: str
     target: int
     prediction: int
     true_label: int | None

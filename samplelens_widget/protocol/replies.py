@@ -89,6 +89,8 @@ def analysis(
         "key": key,
         "layers": layers,
         "input_size": [int(s) for s in res.input_size],
+        "task": res.task,
+        "explained": res.target.title if res.target is not None else "",
         "target": int(res.targets[0]),
         "prediction": int(res.predictions[0]),
         "true_label": true_label,
