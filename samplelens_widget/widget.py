@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from samplelens_widget import arguments as check
+from samplelens_widget import selection
 from samplelens_widget.analyses import AnalysisKey
 from samplelens_widget.answers import DEFAULT_K, Answers
 from samplelens_widget.cam import ALGORITHMS, CamResult
@@ -516,34 +517,19 @@ class SampleLens(anywidget.AnyWidget):
             self._post(*replies.error(message, request.get("rid"), request=request_kind))
 
     def _add_sample(self, raw: Any) -> None:
-        text = str(raw).strip() if raw is not None else ""
-        try:
-            value: Any = int(text)
-        except ValueError:
-            value = text
-        sample_id = self._session.check_id(self.slice, value)
-        if sample_id not in self.selected:
-            self.selected = [*self.selected, sample_id]
+        sample_id = selection.typed_id(raw, lambda v: self._session.check_id(self.slice, v))
+        self.selected = selection.added(self.selected, sample_id)
         self.viewed = sample_id
 
     def _select_all(self) -> None:
         self.selected = list(range(self._slice_len()))
 
     def _select_ids(self, request: dict[str, Any], buffers: list[Any]) -> None:
-        """A box/lasso selection: ids as one uint32 buffer; mode "replace" or "add"."""
-        if buffers:
-            ids = np.frombuffer(memoryview(buffers[0]).tobytes(), dtype="<u4").tolist()
-        else:
-            ids = list(request.get("ids") or [])
+        """A box/lasso selection (``selection.boxed``); one drawn on another slice is stale."""
         if request.get("slice") not in (None, self.slice):
-            return  # drawn on another slice's scatter: stale
-        n = self._slice_len()
-        bad = [i for i in ids if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"selection: sample id {bad[0]} is out of range 0..{n - 1}")
-        if request.get("mode") == "add":
-            have = set(self.selected)
-            ids = [*self.selected, *[i for i in ids if i not in have]]
+            return
+        mode, n = request.get("mode", "replace"), self._slice_len()
+        ids = selection.boxed(self.selected, buffers, request.get("ids"), mode, n)
         if not ids:
             return
         with self.hold_trait_notifications():
