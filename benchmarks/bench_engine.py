@@ -10,6 +10,8 @@ resnet18, a ResNet-18-shaped model (benchmarks/resnet.py):
   floor               one forward + an activation-only backward (autograd.grad w.r.t. the
                       first conv's output): the least any one-pass method can cost
   samplelens          CamEngine.explain, GradCAM for every layer (conv, BN, ReLU, pool: 58)
+  samplelens, target Loss
+                      the same, explaining each sample's cross-entropy loss (targets.Loss)
   per-conv passes     one forward + backward per conv layer (20), what pytorch-grad-cam needs
                       for per-layer maps (emulated with plain hooks)
   torchcam            torchcam's LayerCAM hooked on all 20 convs, one forward + its backward
@@ -199,6 +201,17 @@ def samplelens(engine: CamEngine):
     return run
 
 
+def samplelens_loss(engine: CamEngine):
+    """The same pass explaining each sample's loss (cross entropy against ``target`` as its
+    true label) instead of a class logit."""
+    from samplelens_widget.targets import Loss
+
+    def run(model, x, target):
+        return engine.explain(x, Loss(target), algorithm="gradcam")
+
+    return run
+
+
 def make_grad_cam(model, blocks: list[str], reshape):
     """The real pytorch-grad-cam GradCAM, one call per block, on its own copy of ``model`` (its
     constructor calls ``model.eval()``, its call leaves ``.grad`` on the parameters). Each
@@ -253,6 +266,7 @@ def bench_resnet18(size: int, device) -> Bench:
         ("forward+backward", fwd_bwd, 1),
         ("floor", floor, 1),
         ("samplelens", samplelens(engine), 1),
+        ("samplelens, target Loss", samplelens_loss(engine), 1),
         ("per-conv passes", per_conv, 3),
         ("torchcam", make_torchcam(model), 1),
     ]

@@ -42,4 +42,5 @@ def test_quickstart_runs_top_to_bottom_and_reaches_umap(tmp_path, monkeypatch):
                       # the stage layer3 returns layer3.0.relu#2's very tensor: one layer
                       "layer": "layer3", "viewed": report["viewed"]}
     assert (tmp_path / "overlay.png").stat().st_size > 0  # lens.export in the notebook
+    assert (tmp_path / "loss-map.png").stat().st_size > 0  # a misclassified sample's loss map
     assert any((tmp_path / "cache").rglob("*.npz")), "the features were not cached on disk"
