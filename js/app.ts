@@ -4,7 +4,7 @@
 import { Bus, type Listener, type Reason } from "./events";
 import type { AnyModel, Traits } from "./model";
 import { type Plotly, PlotlyLoader } from "./plotly";
-import { type Analysis, type AnalysisKey, type Buffer, keyString } from "./protocol";
+import { type Analysis, type AnalysisKey, type Buffer, keyString, misclassified, withLabel } from "./protocol";
 import { type Decoders, decoders, dispatch } from "./replies";
 import { Requests } from "./requests";
 import { GRID_MAX, PAGE_SIZE, type Population, State } from "./state";
@@ -14,6 +14,13 @@ export type { Info } from "./wire";
 export type { Reason } from "./events";
 export { GRID_MAX, PAGE_SIZE } from "./state";
 export type { Population, Row, Similar, Stats, Visual } from "./state";
+
+/** The keys of the error maps of a misclassified sample, all at the viewer's other settings. */
+export interface ErrorKeys {
+  pred: AnalysisKey; // the predicted class
+  true: AnalysisKey; // the true label
+  loss: AnalysisKey; // the loss against the true label
+}
 
 export class App extends State {
   readonly model: AnyModel;
@@ -54,8 +61,9 @@ export class App extends State {
       slice: this.get("slice"),
       id,
       algorithm: this.get("algorithm"),
-      label: this.get("label"),
+      label: this.get("label") ?? null,
       connection: this.get("connection"),
+      contrast: this.get("contrast") ?? null,
     };
   }
   /** The analysis key of the viewed sample (null when nothing is viewed). */
@@ -80,17 +88,50 @@ export class App extends State {
     if (this.listPage >= pages) this.listPage = pages - 1;
     return sel.slice(this.listPage * PAGE_SIZE, (this.listPage + 1) * PAGE_SIZE);
   }
-  /** Keys the viewer needs now: viewed sample, the compared model, the grid. */
+  /** An analysis of the same sample and model as `k` (`k`'s own first): the prediction and the
+   * true label do not depend on the algorithm, the label, the contrast or the connection. */
+  sampleAnalysis(k: AnalysisKey | null): Analysis | null {
+    if (!k) return null;
+    const own = this.analysisOf(k);
+    if (own) return own;
+    for (const a of this.analyses.values()) {
+      const q = a.meta.key;
+      if (q.model === k.model && q.slice === k.slice && q.id === k.id) return a;
+    }
+    return null;
+  }
+  /** The error maps' keys when the viewed sample is known to be misclassified (else null). */
+  errorKeys(): ErrorKeys | null {
+    const cur = this.currentKey();
+    const a = this.sampleAnalysis(cur);
+    if (!cur || !a || !misclassified(a.meta)) return null;
+    return {
+      pred: withLabel(cur, a.meta.prediction),
+      true: withLabel(cur, a.meta.true_label as number),
+      loss: withLabel(cur, "loss"),
+    };
+  }
+  /** Keys the viewer needs now: viewed sample, the compared model, the error maps, the grid. */
   neededKeys(): AnalysisKey[] {
     const out: AnalysisKey[] = [];
+    const seen = new Set<string>();
+    const add = (k: AnalysisKey) => {
+      const s = keyString(k);
+      if (!seen.has(s)) {
+        seen.add(s);
+        out.push(k);
+      }
+    };
     const cur = this.currentKey();
     const tab = this.get("tab");
-    if (cur) out.push(cur);
+    if (cur) add(cur);
     const cmp = this.get("compare");
-    if (cur && cmp && cmp !== cur.model) out.push(this.keyFor(cur.id, cmp));
+    if (cur && cmp && cmp !== cur.model) add(this.keyFor(cur.id, cmp));
+    const ek = this.errorKeys();
+    if (ek) [ek.pred, ek.true, ek.loss].forEach(add);
     if (this.get("grid") && tab === "CAM") {
       for (const id of this.gridIds()) {
-        if (!cur || id !== cur.id) out.push(this.keyFor(id));
+        if (!cur || id !== cur.id) add(this.keyFor(id));
       }
     }
     return out;

@@ -13,7 +13,7 @@ import { Viewer } from "./panels/viewer";
 import type { Buffer } from "./protocol";
 import css from "./style.css";
 
-const KEY_TRAITS: TraitName[] = ["viewed", "algorithm", "label", "connection", "slice", "model_name", "compare"];
+const KEY_TRAITS: TraitName[] = ["viewed", "algorithm", "label", "contrast", "connection", "slice", "model_name", "compare"];
 const VIEW_TRAITS: TraitName[] = ["selected", "colormap", "opacity", "tab", "grid", "_info", "color_by"];
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void {
@@ -44,6 +44,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
   const updateAll = (reason: Reason) => {
     if (reason === "depth") {
       viewer.redraw();
+      errors.redraw();
       controller.update();
       return;
     }

@@ -6,7 +6,10 @@ export interface Traits {
   selected: number[];
   viewed: number | null;
   algorithm: string;
-  label: number | null;
+  /** What the maps explain: a class, null (the predicted class) or "loss" (against the true label). */
+  label: number | "loss" | null;
+  /** A second class: the maps explain `label` (or the prediction) rather than it; null: none. */
+  contrast: number | null;
   connection: number;
   depth: number | null;
   slice: string;

@@ -71,6 +71,39 @@ export function pixelsOf(img: ImageBitmap | HTMLImageElement, H: number, W: numb
   return ctx.getImageData(0, 0, W, H).data;
 }
 
+/** Decoded input pixels per image key and display size, shared by the canvases of a panel. */
+export class BaseCache {
+  private pixels = new Map<string, Uint8ClampedArray>();
+  private decoding = new Set<string>();
+
+  constructor(private cap = 64) {}
+
+  /** Give `oc` the input `ik` (PNG bytes `png`, when the page has them) at H x W. False while
+   * the pixels are not decoded yet: the decoding starts and `ready` runs when it is done. */
+  apply(oc: OverlayCanvas, ik: string, png: Uint8Array | undefined, H: number, W: number, ready: () => void): boolean {
+    const pk = `${ik}@${W}x${H}`;
+    if (oc.hasBase(pk)) return true;
+    const px = this.pixels.get(pk);
+    if (px) {
+      oc.setBase(pk, px, H, W);
+      return true;
+    }
+    if (png && !this.decoding.has(pk)) {
+      this.decoding.add(pk);
+      decodeImage(ik, png).then(
+        (img) => {
+          this.pixels.set(pk, pixelsOf(img, H, W));
+          if (this.pixels.size > this.cap) this.pixels.delete(this.pixels.keys().next().value as string);
+          this.decoding.delete(pk);
+          ready();
+        },
+        () => this.decoding.delete(pk),
+      );
+    }
+    return false;
+  }
+}
+
 /** A canvas showing one analysis; redraws synchronously from the maps it holds. */
 export class OverlayCanvas {
   readonly canvas: HTMLCanvasElement;

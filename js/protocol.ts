@@ -29,9 +29,30 @@ export function toBytes(buf: Buffer): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** Stable string form of a key (cache index). label null = predicted class. */
+/** Stable string form of a key (cache index). label null = predicted class ("pred"), "loss" =
+ * the loss against the true label ("loss"); a contrast adds "|vs<class>" (a key without one
+ * keeps the string it always had; a missing contrast is none). */
 export function keyString(k: AnalysisKey): string {
-  return [k.model, k.slice, k.id, k.algorithm, k.label === null ? "pred" : k.label, k.connection].join("|");
+  const label = k.label === null || k.label === undefined ? "pred" : k.label === "loss" ? "loss" : String(k.label);
+  const parts: (string | number)[] = [k.model, k.slice, k.id, k.algorithm, label, k.connection];
+  if (k.contrast !== null && k.contrast !== undefined) parts.push(`vs${k.contrast}`);
+  return parts.join("|");
+}
+
+/** The same key explaining something else (`label`, no contrast). */
+export function withLabel(k: AnalysisKey, label: AnalysisKey["label"]): AnalysisKey {
+  return { ...k, label, contrast: null };
+}
+
+/** Classification tasks: a prediction is a class that can differ from the true label. */
+const NOT_CLASSES = new Set(["regression", "segmentation"]);
+
+/** The sample has a true class and the model predicted another one. */
+export function misclassified(m: AnalysisMeta): boolean {
+  const t = m.true_label;
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 0) return false;
+  if (m.task !== undefined && NOT_CLASSES.has(m.task)) return false;
+  return typeof m.prediction === "number" && m.prediction !== t;
 }
 
 /** Turn an analysis message and its buffers into maps; validates the sizes. */

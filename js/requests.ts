@@ -1,7 +1,7 @@
 // The request planner: what to ask the kernel for (newest wins). Every message leaves through
 // ask(), which numbers it.
 import type { App } from "./app";
-import { keyString } from "./protocol";
+import { type AnalysisKey, keyString } from "./protocol";
 import type { Ask, PageRequest, RequestKind } from "./wire";
 
 export class Requests {
@@ -22,13 +22,32 @@ export class Requests {
   ensure(): void {
     const app = this.app;
     const sent = app.sent;
-    const keys = app.neededKeys().filter((k) => {
+    const needed = app.neededKeys();
+    const keys = needed.filter((k) => {
       const s = keyString(k);
       return !app.analyses.has(s) && !app.failed.has(s);
     });
+    // The input is shared by slice|id|connection: the page asks for it once, with the first key
+    // that needs it. An analysis that came without it (its carrier failed, or it was evicted)
+    // is asked again for it.
+    const imageKey = (k: AnalysisKey) => `${k.slice}|${k.id}|${k.connection}`;
+    const coming = new Set(keys.map(imageKey));
+    for (const k of needed) {
+      const ik = imageKey(k);
+      if (!app.images.has(ik) && !coming.has(ik) && app.analyses.has(keyString(k))) {
+        coming.add(ik);
+        keys.push(k);
+      }
+    }
     const sig = keys.map(keyString).join(";");
     if (keys.length && sig !== sent.analyze) {
-      const images = keys.map((k) => !app.images.has(`${k.slice}|${k.id}|${k.connection}`));
+      const asked = new Set<string>();
+      const images = keys.map((k) => {
+        const ik = imageKey(k);
+        if (app.images.has(ik) || asked.has(ik)) return false;
+        asked.add(ik);
+        return true;
+      });
       this.ask({ type: "analyze", keys, images });
     }
     sent.analyze = sig;

@@ -17,6 +17,7 @@ from samplelens_widget.data import png_bytes
 from samplelens_widget.population_view import PopState, Population
 from samplelens_widget.protocol import replies
 from samplelens_widget.session import Session
+from samplelens_widget.slice_stats import class_label
 from samplelens_widget.visualizers import plotly_js_bytes, render_visual
 
 __all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
@@ -55,7 +56,8 @@ class Answers:
         """The ``analysis`` reply of one key (the analysis computed if it is not stored)."""
         s = self.session
         res = s.analysis(key)
-        _, true_label, _ = s.item(key.slice, key.id)
+        _, label, _ = s.item(key.slice, key.id)
+        true_label = class_label(label, res.num_classes) if res.task != "regression" else None
         image = s.image(key.slice, key.id, key.connection) if with_image else None
         return replies.analysis(key.as_dict(), res, true_label, image, rid)
 

@@ -21,7 +21,7 @@ from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
 
-__all__ = ["SliceStats"]
+__all__ = ["SliceStats", "class_label"]
 
 Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
 
@@ -97,7 +97,8 @@ class SliceStats:
             items = [self.item(slice_name, i) for i in chunk]
             out = self.outputs([it[0] for it in items], model_name)
             k = out.num_classes
-            ys = [_class_label(it[1], k) for it in items]
+            # a regression's targets are values, not classes: no class label, no accuracy
+            ys = [None if out.task == "regression" else class_label(it[1], k) for it in items]
             preds += out.predictions().tolist()
             labels += [-1 if y is None else y for y in ys]
             loss = [math.nan] * len(chunk)
@@ -185,7 +186,7 @@ class SliceStats:
         ]
 
 
-def _class_label(y: Any, k: int) -> int | None:
+def class_label(y: Any, k: int) -> int | None:
     """A dataset label as a class index in ``0..k-1``, or None (no label, or not a class)."""
     if isinstance(y, torch.Tensor) and y.numel() == 1:
         y = y.item()

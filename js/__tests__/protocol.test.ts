@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AnalysisMeta } from "../protocol";
-import { decodeAnalysis, keyString, mapAt, toBytes } from "../protocol";
+import { decodeAnalysis, keyString, mapAt, misclassified, toBytes, withLabel } from "../protocol";
 import { displaySize } from "../overlay";
 
 function meta(layers: [number, number, number][], image = false): AnalysisMeta {
@@ -12,6 +12,8 @@ function meta(layers: [number, number, number][], image = false): AnalysisMeta {
       depth, name: `l${depth}`, shape: [4, h, w], layout: "NCHW", aliases: [], h, w,
     })),
     input_size: [8, 8],
+    task: "multiclass",
+    explained: "predicted class",
     target: 1,
     prediction: 1,
     true_label: 0,
@@ -54,6 +56,32 @@ describe("binary decoding", () => {
     const k = meta([]).key;
     expect(keyString(k)).toBe("m|val|3|gradcam|pred|0");
     expect(keyString({ ...k, label: 0 })).toBe("m|val|3|gradcam|0|0");
+  });
+
+  it("keys of the loss and of a contrast are distinct from each other and from the old keys", () => {
+    const k = meta([]).key;
+    expect(keyString({ ...k, contrast: null })).toBe("m|val|3|gradcam|pred|0");
+    expect(keyString({ ...k, label: "loss" })).toBe("m|val|3|gradcam|loss|0");
+    expect(keyString({ ...k, contrast: 2 })).toBe("m|val|3|gradcam|pred|0|vs2");
+    expect(keyString({ ...k, label: 1, contrast: 2 })).toBe("m|val|3|gradcam|1|0|vs2");
+    expect(keyString({ ...k, label: "loss", contrast: 2 })).toBe("m|val|3|gradcam|loss|0|vs2");
+    const all = [
+      k, { ...k, label: 0 }, { ...k, label: 2 }, { ...k, label: "loss" as const }, { ...k, contrast: 0 },
+      { ...k, contrast: 2 }, { ...k, label: 0, contrast: 2 }, { ...k, label: 2, contrast: 0 }, { ...k, connection: 2 },
+      { ...k, label: "loss" as const, contrast: 0 },
+    ].map(keyString);
+    expect(new Set(all).size).toBe(all.length);
+    expect(withLabel({ ...k, label: 1, contrast: 2 }, "loss")).toEqual({ ...k, label: "loss", contrast: null });
+  });
+
+  it("misclassified: a true class other than the prediction, classification tasks only", () => {
+    const m = meta([]);
+    expect(misclassified({ ...m, prediction: 1, true_label: 0 })).toBe(true);
+    expect(misclassified({ ...m, prediction: 1, true_label: 1 })).toBe(false);
+    expect(misclassified({ ...m, prediction: 1, true_label: null })).toBe(false);
+    expect(misclassified({ ...m, task: "binary", prediction: 0, true_label: 1, probabilities: [0.3] })).toBe(true);
+    expect(misclassified({ ...m, task: "regression", prediction: 0, true_label: 3, probabilities: null, topk: [] })).toBe(false);
+    expect(misclassified({ ...m, task: "regression", prediction: 0, true_label: 0.5 })).toBe(false);
   });
 
   it("mapAt: null is the deepest; a missing depth clamps down", () => {

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { App } from "../app";
 import type { AnyModel, Traits } from "../model";
+import { type AnalysisKey, keyString } from "../protocol";
 import { decoders } from "../replies";
-import { type PageRequest, REPLY_KINDS, REQUEST_KINDS, type RequestKind } from "../wire";
+import { type AnalyzeRequest, type PageRequest, REPLY_KINDS, REQUEST_KINDS, type RequestKind } from "../wire";
 
 /** A fake anywidget model: traits in a plain object, sent messages recorded. */
 function fakeModel(over: Partial<Traits> = {}) {
@@ -11,6 +12,7 @@ function fakeModel(over: Partial<Traits> = {}) {
     viewed: 7,
     algorithm: "gradcam",
     label: null,
+    contrast: null,
     connection: 0,
     depth: null,
     slice: "val",
@@ -119,5 +121,110 @@ describe("request planner", () => {
     const n = sent.length;
     app.ensure();
     expect(sent.length).toBe(n);
+  });
+});
+
+/** The kernel's answer to `key`: one 1x1 map, the input's PNG when `image`. */
+function answer(app: App, key: AnalysisKey, over: Record<string, unknown> = {}, image = true): void {
+  const meta = {
+    type: "analysis",
+    rid: 1,
+    key: { ...key, contrast: key.contrast ?? null },
+    layers: [{ depth: 1, name: "l1", shape: [4, 1, 1], layout: "NCHW", aliases: [], h: 1, w: 1 }],
+    input_size: [8, 8],
+    task: "multiclass",
+    explained: "predicted class",
+    target: 1,
+    prediction: 1,
+    true_label: 0,
+    loss: 1.2,
+    num_classes: 2,
+    probabilities: [0.3, 0.7],
+    topk: [[1, 0.7], [0, 0.3]],
+    image,
+    ...over,
+  };
+  app.onMessage(meta, image ? [new Uint8Array([7]), new Uint8Array([137, 80, 78, 71])] : [new Uint8Array([7])]);
+}
+
+function analyzeRequests(sent: { content: PageRequest }[]): AnalyzeRequest[] {
+  return sent.map((s) => s.content).filter((c): c is AnalyzeRequest => c.type === "analyze");
+}
+
+describe("error maps", () => {
+  const single = { compare: null, grid: false } as const;
+
+  it("asks for the prediction's, the true label's and the loss's maps of a misclassified sample", () => {
+    const { model, traits, sent } = fakeModel({ ...single, contrast: 1 });
+    const app = new App(model);
+    app.ensure();
+    const [first] = analyzeRequests(sent);
+    const cur = app.currentKey()!;
+    expect(cur).toEqual({ model: "a", slice: "val", id: 7, algorithm: "gradcam", label: null, connection: 0, contrast: 1 });
+    expect(first.keys).toEqual([cur]);
+    expect(first.images).toEqual([true]);
+
+    answer(app, cur); // predicted dog (1), true cat (0)
+    const second = analyzeRequests(sent)[1];
+    const base = { model: "a", slice: "val", id: 7, algorithm: "gradcam", connection: 0, contrast: null };
+    expect(second.keys).toEqual([
+      { ...base, label: 1 },
+      { ...base, label: 0 },
+      { ...base, label: "loss" },
+    ]);
+    expect(second.images).toEqual([false, false, false]); // the input came with the first answer
+    expect(app.errorKeys()).toEqual({ pred: second.keys[0], true: second.keys[1], loss: second.keys[2] });
+    // (each answer re-asks what is still missing: the kernel keeps only the newest request)
+    for (const k of second.keys) answer(app, k, {}, false);
+    const n = analyzeRequests(sent).length;
+    app.ensure();
+    expect(analyzeRequests(sent).length).toBe(n);
+    expect(app.neededKeys().every((k) => app.analyses.has(keyString(k)))).toBe(true);
+
+    // Another algorithm: the sample is known to be misclassified, so one request asks for all
+    // four, and the one input they share comes once.
+    app.images.clear();
+    traits.algorithm = "layercam";
+    app.emit("algorithm");
+    expect(analyzeRequests(sent).length).toBe(n + 1);
+    const third = analyzeRequests(sent)[n];
+    const keys = third.keys.map(keyString);
+    expect(keys).toEqual([
+      "a|val|7|layercam|pred|0|vs1",
+      "a|val|7|layercam|1|0",
+      "a|val|7|layercam|0|0",
+      "a|val|7|layercam|loss|0",
+    ]);
+    expect(third.images).toEqual([true, false, false, false]);
+  });
+
+  it("does not ask for them when the prediction is right, without a true label, or for a regression", () => {
+    const cases: Record<string, unknown>[] = [
+      { prediction: 0, true_label: 0 },
+      { prediction: 1, true_label: null, loss: null },
+      { task: "regression", prediction: 0, true_label: 3, probabilities: null, topk: [], loss: null },
+    ];
+    for (const over of cases) {
+      const { model, sent } = fakeModel(single);
+      const app = new App(model);
+      app.ensure();
+      answer(app, app.currentKey()!, over);
+      expect(analyzeRequests(sent).length).toBe(1);
+      expect(app.errorKeys()).toBeNull();
+    }
+  });
+
+  it("a key that is already needed is not asked twice (label = loss)", () => {
+    const { model, sent } = fakeModel({ ...single, label: "loss" });
+    const app = new App(model);
+    app.ensure();
+    answer(app, app.currentKey()!);
+    const second = analyzeRequests(sent)[1];
+    expect(second.keys.map((k) => k.label)).toEqual([1, 0]);
+    expect(app.neededKeys().map(keyString)).toEqual([
+      "a|val|7|gradcam|loss|0",
+      "a|val|7|gradcam|1|0",
+      "a|val|7|gradcam|0|0",
+    ]);
   });
 });

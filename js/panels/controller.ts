@@ -1,13 +1,41 @@
 // Controller (right): algorithm, label, connection, depth (instant, from the maps on the page).
 import type { App } from "../app";
 import { fmt, h, setOptions, stopKeys } from "../dom";
+import type { AnalysisMeta } from "../protocol";
 
 const SAVE_DELAY_MS = 150;
+const LOSS = "loss";
+
+/** The label select's value as the trait: "" the prediction, "loss", or a class. */
+function labelValue(v: string): number | "loss" | null {
+  return v === "" ? null : v === LOSS ? LOSS : Number(v);
+}
+
+/** What the map of `m` explains, in class names ("explaining cat rather than dog · ..."). */
+export function explaining(app: App, m: AnalysisMeta): string {
+  const k = m.key;
+  const probs = m.probabilities ?? null;
+  const classes = m.task === undefined || !["regression", "segmentation"].includes(m.task);
+  const contrast = k.contrast ?? null;
+  const label = k.label ?? null;
+  const named = (text: string) =>
+    text.replace(/\bclass (\d+)\b/g, (all, i) => (app.info.label_names[Number(i)] !== undefined ? app.labelName(Number(i)) : all));
+  if (label === LOSS) {
+    return `explaining loss (true label: ${app.labelName(m.true_label)})`;
+  }
+  if (classes && contrast !== null) {
+    const a = label === null ? `the predicted class (${app.labelName(m.prediction)})` : app.labelName(label);
+    return `explaining ${a} rather than ${app.labelName(contrast)}`;
+  }
+  if (classes) return `explaining ${app.labelName(m.target)} · score ${fmt(probs?.[m.target], 3)}`;
+  return m.explained ? `explaining ${named(m.explained)}` : "";
+}
 
 export class Controller {
   el: HTMLElement;
   private algo = h("select", { class: "sl-select", "data-role": "algorithm" });
   private label = h("select", { class: "sl-select", "data-role": "label" });
+  private contrast = h("select", { class: "sl-select", "data-role": "contrast", title: "Explain the label rather than this class" });
   private score = h("span", { class: "sl-muted", "data-role": "score" });
   private conn = h("select", { class: "sl-select", "data-role": "connection" });
   private connRow: HTMLElement;
@@ -21,13 +49,14 @@ export class Controller {
     const group = `sl-depth-${Math.random().toString(36).slice(2)}`;
     this.last.name = group;
     this.custom.name = group;
-    [this.algo, this.label, this.conn, this.slider].forEach(stopKeys);
+    [this.algo, this.label, this.contrast, this.conn, this.slider].forEach(stopKeys);
     const act = (fn: () => void) => () => {
       app.clearFailures();
       fn();
     };
     this.algo.addEventListener("change", act(() => app.setTrait("algorithm", this.algo.value)));
-    this.label.addEventListener("change", act(() => app.setTrait("label", this.label.value === "" ? null : Number(this.label.value))));
+    this.label.addEventListener("change", act(() => app.setTrait("label", labelValue(this.label.value))));
+    this.contrast.addEventListener("change", act(() => app.setTrait("contrast", this.contrast.value === "" ? null : Number(this.contrast.value))));
     this.conn.addEventListener("change", act(() => app.setTrait("connection", Number(this.conn.value))));
     const dropPending = () => {
       window.clearTimeout(this.saveTimer);
@@ -64,6 +93,12 @@ export class Controller {
       h("div", { class: "sl-panel-title" }, "Controller"),
       h("div", { class: "sl-ctl" }, h("label", {}, "Algorithm"), this.algo),
       h("div", { class: "sl-ctl" }, h("label", {}, "Label"), h("div", { class: "sl-ctl-col" }, this.label, this.score)),
+      h(
+        "div",
+        { class: "sl-ctl" },
+        h("label", {}, "Contrast"),
+        h("div", { class: "sl-ctl-row" }, h("span", { class: "sl-muted" }, "rather than"), this.contrast),
+      ),
       this.connRow,
       h(
         "div",
@@ -91,17 +126,24 @@ export class Controller {
     setOptions(this.algo, info.algorithms.map(([v, t]) => [v, t]), app.get("algorithm"));
     const k = app.currentKey();
     const a = app.analysisOf(k);
-    // Probabilities do not depend on the label or the algorithm: use any analysis of this sample.
     const probs = a?.meta.probabilities ?? null;
     const pred = a?.meta.prediction;
-    const label = app.get("label");
+    const label = app.get("label") ?? null;
+    const contrast = app.get("contrast") ?? null;
     const opts: [string, string][] = [["", `Predicted${pred !== undefined ? ` (${app.labelName(pred)})` : ""}`]];
-    info.label_names.forEach((n, i) => opts.push([String(i), probs ? `${n}  ·  ${probs[i].toFixed(3)}` : n]));
+    info.label_names.forEach((n, i) => {
+      const p = probs?.[i];
+      opts.push([String(i), typeof p === "number" ? `${n}  ·  ${p.toFixed(3)}` : n]);
+    });
+    // The loss needs a true label; whether the sample has one does not depend on the algorithm,
+    // the label or the contrast: any analysis of this sample tells.
+    const sample = app.sampleAnalysis(k);
+    const hasTrue = sample !== null && sample.meta.true_label !== null && sample.meta.true_label !== undefined;
+    if (hasTrue || label === LOSS) opts.push([LOSS, "Loss (true label)"]);
     setOptions(this.label, opts, label === null ? "" : String(label));
-    const target = a?.meta.target;
-    this.score.textContent = a && probs && target !== undefined
-      ? `explaining ${app.labelName(target)} · score ${fmt(probs[target], 3)}`
-      : "";
+    setOptions(this.contrast, [["", "—"], ...info.label_names.map((n, i): [string, string] => [String(i), n])], contrast === null ? "" : String(contrast));
+    this.contrast.disabled = label === LOSS;
+    this.score.textContent = a ? explaining(app, a.meta) : "";
 
     const nIn = info.n_inputs[app.get("slice")] ?? 1;
     this.connRow.style.display = nIn > 1 ? "" : "none";

@@ -1,13 +1,41 @@
-// Error analysis (right, under the controller): the viewed sample and its slice.
+// Error analysis (right, under the controller): the viewed sample and its slice; for a
+// misclassified sample, small maps of the predicted class, the true label and the loss.
 import type { App } from "../app";
 import { fmt, h } from "../dom";
+import { BaseCache, OverlayCanvas, displaySize } from "../overlay";
+import { type AnalysisKey, keyString, misclassified } from "../protocol";
+
+/** The long side of an error map, in CSS pixels. */
+const THUMB = 80;
+
+interface MapSlot {
+  name: "pred" | "true" | "loss";
+  oc: OverlayCanvas;
+  wait: HTMLElement;
+  caption: HTMLElement;
+  wrap: HTMLElement;
+  key: AnalysisKey | null;
+  drawn: string; // what the canvas shows now (skip a redraw that would change nothing)
+}
 
 export class ErrorAnalysis {
   el: HTMLElement;
   private body = h("div", { class: "sl-errors-body" });
   private sig = "";
+  private slots: MapSlot[];
+  private maps: HTMLElement;
+  private bases = new BaseCache(16);
 
   constructor(private app: App) {
+    this.slots = (["pred", "true", "loss"] as const).map((name) => {
+      const oc = new OverlayCanvas("sl-canvas sl-error-canvas");
+      oc.canvas.dataset.role = `error-map-${name}`;
+      const wait = h("div", { class: "sl-error-wait" }, "computing…");
+      const caption = h("div", { class: "sl-caption sl-error-caption" }, name);
+      const wrap = h("div", { class: "sl-error-map" }, wait, oc.canvas, caption);
+      return { name, oc, wait, caption, wrap, key: null, drawn: "" };
+    });
+    this.maps = h("div", { class: "sl-error-maps", "data-role": "error-maps" }, ...this.slots.map((s) => s.wrap));
     this.el = h(
       "div",
       { class: "sl-panel sl-errors", "data-role": "error-analysis" },
@@ -21,32 +49,50 @@ export class ErrorAnalysis {
     const k = app.currentKey();
     const a = app.analysisOf(k);
     const st = app.stats.get(`${app.get("model_name")}|${app.get("slice")}`);
-    const sig = `${k ? JSON.stringify(k) : ""}|${a ? 1 : 0}|${st ? 1 : 0}`;
-    if (sig === this.sig) return;
-    this.sig = sig;
+    const sig = `${k ? keyString(k) : ""}|${a ? 1 : 0}|${st ? 1 : 0}`;
+    if (sig !== this.sig) {
+      this.sig = sig;
+      this.build();
+    }
+    this.redraw();
+  }
+
+  private build(): void {
+    const app = this.app;
+    const k = app.currentKey();
+    const a = app.analysisOf(k);
+    const st = app.stats.get(`${app.get("model_name")}|${app.get("slice")}`);
     if (!k || !a) {
+      this.setKeys(false);
       this.body.replaceChildren(h("div", { class: "sl-empty" }, k ? "computing…" : "No sample viewed."));
       return;
     }
     const m = a.meta;
     const t = m.true_label;
     const ok = t !== null && t === m.prediction;
-    const badge = t === null
+    // A regression or a segmentation has no single class to be right or wrong about.
+    const classes = m.task === undefined || !["regression", "segmentation"].includes(m.task);
+    const badge = !classes
+      ? h("span", { class: "sl-badge" }, m.task)
+      : t === null
       ? h("span", { class: "sl-badge" }, "no label")
       : h("span", { class: `sl-badge ${ok ? "sl-ok" : "sl-bad"}`, "data-role": "badge" }, ok ? "correct" : "incorrect");
-    const probs = m.probabilities;
+    const probs = m.probabilities ?? null;
+    const topk = m.topk ?? [];
     const bars = h("div", { class: "sl-bars", "data-role": "topk" });
-    for (const [c, p] of m.topk) {
+    for (const [c, p] of topk) {
+      const width = Math.max(0, Math.min(1, Number.isFinite(p) ? p : 0)) * 100; // multilabel: each in [0, 1], no sum
       bars.append(
         h(
           "div",
           { class: `sl-bar-row${c === t ? " sl-bar-true" : ""}` },
           h("span", { class: "sl-bar-name", title: app.labelName(c) }, app.labelName(c)),
-          h("span", { class: "sl-bar-track" }, h("span", { class: "sl-bar", style: { width: `${(p * 100).toFixed(1)}%` } })),
-          h("span", { class: "sl-num" }, p.toFixed(3)),
+          h("span", { class: "sl-bar-track" }, h("span", { class: "sl-bar", style: { width: `${width.toFixed(1)}%` } })),
+          h("span", { class: "sl-num" }, fmt(p, 3)),
         ),
       );
     }
+    if (!topk.length) bars.append(h("div", { class: "sl-muted" }, "—"));
     const sliceInfo = h("div", { class: "sl-slice-stats", "data-role": "slice-stats" });
     if (st) {
       sliceInfo.append(
@@ -68,7 +114,8 @@ export class ErrorAnalysis {
     } else {
       sliceInfo.append(h("div", { class: "sl-muted" }, "slice statistics: computing…"));
     }
-    this.body.replaceChildren(
+    const wrong = this.setKeys(misclassified(m));
+    const parts: (HTMLElement | null)[] = [
       h("div", { class: "sl-kv" }, h("span", {}, "sample"), h("b", {}, `#${k.id}`), badge),
       h("div", { class: "sl-kv" }, h("span", {}, "true"), h("b", { "data-role": "true-label" }, app.labelName(t))),
       h(
@@ -76,12 +123,66 @@ export class ErrorAnalysis {
         { class: "sl-kv" },
         h("span", {}, "predicted"),
         h("b", { "data-role": "pred-label" }, app.labelName(m.prediction)),
-        h("span", { class: "sl-muted" }, probs ? fmt(probs[m.prediction], 3) : ""),
+        h("span", { class: "sl-muted" }, probs ? fmt(probs[m.prediction], 3) : "—"),
       ),
       h("div", { class: "sl-kv" }, h("span", {}, "loss"), h("b", { "data-role": "loss" }, fmt(m.loss, 4))),
-      h("div", { class: "sl-subtitle" }, `Top-${m.topk.length} probabilities`),
+      wrong ? this.maps : null,
+      h("div", { class: "sl-subtitle" }, topk.length ? `Top-${topk.length} probabilities` : "Probabilities"),
       bars,
       sliceInfo,
-    );
+    ];
+    this.body.replaceChildren(...parts.filter((p): p is HTMLElement => p !== null));
+  }
+
+  /** Point the three maps at the error keys (none when `wrong` is false); true when shown. */
+  private setKeys(wrong: boolean): boolean {
+    const ek = wrong ? this.app.errorKeys() : null;
+    for (const s of this.slots) {
+      s.key = ek ? ek[s.name] : null;
+      s.drawn = "";
+    }
+    if (ek) {
+      const app = this.app;
+      this.slots[0].caption.textContent = `predicted: ${app.labelName(ek.pred.label as number)}`;
+      this.slots[1].caption.textContent = `true: ${app.labelName(ek.true.label as number)}`;
+      this.slots[2].caption.textContent = "loss";
+      for (const s of this.slots) s.caption.title = s.caption.textContent ?? "";
+    }
+    return ek !== null;
+  }
+
+  /** Repaint the error maps from the maps already on the page (no kernel round trip). */
+  redraw(): void {
+    const app = this.app;
+    const depth = app.get("depth");
+    const cmap = app.get("colormap");
+    const opacity = app.get("opacity");
+    for (const s of this.slots) {
+      const k = s.key;
+      if (!k) continue;
+      const ks = keyString(k);
+      const a = app.analysisOf(k);
+      const ik = `${k.slice}|${k.id}|${k.connection}`;
+      let ready = false;
+      if (a && a.maps.length) {
+        const [ih, iw] = a.meta.input_size;
+        const [H, W] = displaySize(ih, iw, THUMB);
+        ready = this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw());
+      }
+      s.oc.canvas.style.display = ready ? "" : "none";
+      s.wait.style.display = ready ? "none" : "";
+      if (!ready) {
+        s.wait.textContent = app.failed.has(ks) ? "error" : "computing…";
+        s.wait.title = app.failed.get(ks) ?? "";
+        s.drawn = "";
+        continue;
+      }
+      const drawn = `${ks}#${depth}#${cmap}#${opacity}`;
+      if (drawn === s.drawn) continue;
+      s.oc.draw(a!, ks, depth, cmap, opacity, true);
+      s.drawn = drawn;
+      const l = s.oc.layer!;
+      s.oc.canvas.title = `${l.name} · depth ${l.depth}${l.flat ? " · constant map" : ""}`;
+    }
   }
 }

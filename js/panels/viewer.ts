@@ -2,7 +2,7 @@
 import type { App, Reason, Visual } from "../app";
 import { gradientCss } from "../colormap";
 import { h, setOptions, stopKeys } from "../dom";
-import { OverlayCanvas, decodeImage, displaySize, pixelsOf } from "../overlay";
+import { BaseCache, OverlayCanvas, displaySize } from "../overlay";
 import type { AnalysisKey } from "../protocol";
 import { keyString } from "../protocol";
 
@@ -32,8 +32,7 @@ export class Viewer {
   private gridLabel: HTMLElement;
   private readout = h("span", { class: "sl-readout", "data-role": "readout" }, "\u00a0");
   private slots: Slot[] = [];
-  private pixels = new Map<string, Uint8ClampedArray>();
-  private decoding = new Set<string>();
+  private bases = new BaseCache(64);
   private stageSig = "";
   private visualSig = "";
   private tabsSig = "";
@@ -187,24 +186,7 @@ export class Viewer {
       const [ih, iw] = a.meta.input_size;
       const [H, W] = displaySize(ih, iw, s.target);
       const ik = `${k.slice}|${k.id}|${k.connection}`;
-      const pk = `${ik}@${W}x${H}`;
-      if (!s.oc.hasBase(pk)) {
-        const px = this.pixels.get(pk);
-        if (px) s.oc.setBase(pk, px, H, W);
-        else {
-          const png = app.images.get(ik);
-          if (png && !this.decoding.has(pk)) {
-            this.decoding.add(pk);
-            decodeImage(ik, png).then((img) => {
-              this.pixels.set(pk, pixelsOf(img, H, W));
-              if (this.pixels.size > 64) this.pixels.delete(this.pixels.keys().next().value as string);
-              this.decoding.delete(pk);
-              this.redraw();
-            });
-          }
-          continue;
-        }
-      }
+      if (!this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw())) continue;
       if (s.heat) {
         s.oc.draw(a, ks, depth, cmap, opacity, true);
         const m = s.oc.layer!;
