@@ -116,7 +116,8 @@ class _Relabelled(torch.utils.data.Dataset):
 
 @pytest.mark.parametrize(
     ("task", "fn", "names"),
-    [("regression", lambda y: float(y) / 4, None), ("binary", lambda y: int(y % 2), ["even", "odd"])],
+    [("regression", lambda y: float(y) / 4, None),
+     ("binary", lambda y: int(y % 2), ["even", "odd"])],
 )
 def test_single_output_models_show_dashes_not_errors(light_page, data, task, fn, names):
     val = _Relabelled(data["val"], fn)
