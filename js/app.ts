@@ -103,13 +103,20 @@ export class App extends State {
   /** The error maps' keys when the viewed sample is known to be misclassified (else null). */
   errorKeys(): ErrorKeys | null {
     const cur = this.currentKey();
+    if (!cur) return null;
     const a = this.sampleAnalysis(cur);
-    if (!cur || !a || !misclassified(a.meta)) return null;
-    return {
-      pred: withLabel(cur, a.meta.prediction),
-      true: withLabel(cur, a.meta.true_label as number),
-      loss: withLabel(cur, "loss"),
-    };
+    let pred: number, truth: number;
+    if (a) {
+      if (!misclassified(a.meta)) return null;
+      [pred, truth] = [a.meta.prediction, a.meta.true_label as number];
+    } else {
+      // not analysed yet: the sample list's row already says (so all four maps go in the
+      // request that the click sends, not in a second one after the first answer)
+      const row = cur.model === this.get("model_name") ? this.rows.get(this.rowKey(cur.id)) : undefined;
+      if (!row || row.label === null || row.prediction === null || row.label === row.prediction) return null;
+      [pred, truth] = [row.prediction, row.label];
+    }
+    return { pred: withLabel(cur, pred), true: withLabel(cur, truth), loss: withLabel(cur, "loss") };
   }
   /** Keys the viewer needs now: viewed sample, the compared model, the error maps, the grid. */
   neededKeys(): AnalysisKey[] {

@@ -45,7 +45,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     if (reason === "depth") {
       viewer.redraw();
       errors.redraw();
-      controller.update();
+      controller.updateDepth();
       return;
     }
     scatter.update(reason);

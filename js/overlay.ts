@@ -37,6 +37,13 @@ export function displaySize(h: number, w: number, target: number): [number, numb
   return [h * scale, w * scale];
 }
 
+/** Thumbnail size: the input scaled to `target` px on its long side (down as well as up, at
+ * `dpr` device pixels per CSS pixel); CSS shows it at `target`. */
+export function thumbSize(h: number, w: number, target: number, dpr = 1): [number, number] {
+  const s = (target * dpr) / Math.max(h, w);
+  return [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
+}
+
 const bitmapCache = new Map<string, Promise<ImageBitmap | HTMLImageElement>>();
 
 /** Decode PNG bytes once per cache key. */

@@ -81,7 +81,11 @@ export function decoders(app: App): Decoders {
       app.emit("thumb");
     },
     error: (content) => {
-      if (content.key) app.failed.set(keyString(content.key), content.message);
+      if (content.key) {
+        const ks = keyString(content.key);
+        app.failed.set(ks, content.message);
+        app.sent.analyze = app.sent.analyze.split(";").filter((s) => s && s !== ks).join(";");
+      }
       if (content.request === "rows") app.rowsFailed = true;
       app.pushError(content.message);
     },
@@ -111,7 +115,8 @@ function onAnalysis(app: App, meta: AnalysisMeta, buffers: Buffer[]): void {
   app.analyses.put(ks, a);
   if (a.image) app.images.put(`${meta.key.slice}|${meta.key.id}|${meta.key.connection}`, a.image);
   if (typeof meta.rid === "number") app.lastAnswerRid = Math.max(app.lastAnswerRid, meta.rid);
-  if (app.sent.analyze.split(";").includes(ks)) app.sent.analyze = "";
+  // answered: no longer on its way (if it is evicted and needed again, it is asked again)
+  app.sent.analyze = app.sent.analyze.split(";").filter((s) => s && s !== ks).join(";");
   app.emit("analysis");
 }
 

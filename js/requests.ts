@@ -39,8 +39,12 @@ export class Requests {
         keys.push(k);
       }
     }
+    // Keys asked for by the last request and not answered yet are on their way: ask again only
+    // when a key is missing from it (a newer request replaces the older one in the kernel).
+    const pending = new Set(sent.analyze ? sent.analyze.split(";") : []);
     const sig = keys.map(keyString).join(";");
-    if (keys.length && sig !== sent.analyze) {
+    const fresh = keys.some((k) => !pending.has(keyString(k)));
+    if (keys.length && fresh) {
       const asked = new Set<string>();
       const images = keys.map((k) => {
         const ik = imageKey(k);
@@ -49,8 +53,10 @@ export class Requests {
         return true;
       });
       this.ask({ type: "analyze", keys, images });
+      sent.analyze = sig;
+    } else if (!keys.length) {
+      sent.analyze = "";
     }
-    sent.analyze = sig;
 
     const model = app.get("model_name");
     const slice = app.get("slice");

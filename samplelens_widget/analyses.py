@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -122,6 +122,12 @@ class AnalysisStore:
     def get(self, key: AnalysisKey) -> CamResult:
         with self.lock:
             hit = self._cache.get_item(key)
+            if hit is None and isinstance(key.label, int) and key.contrast is None:
+                # the predicted class's map is the map of label None when that is the class
+                pred = self._cache.get_item(replace(key, label=None))
+                if pred is not None and int(pred.predictions[0]) == key.label:
+                    hit = pred
+                    self._cache.put(key, hit)
             if hit is not None:
                 return hit
             inputs, true_label, _ = self.item(key.slice, key.id)

@@ -151,6 +151,13 @@ export class Controller {
       setOptions(this.conn, Array.from({ length: nIn }, (_, i) => [String(i), `input ${i}`]), String(app.get("connection")));
     }
 
+    this.updateDepth();
+  }
+
+  /** The depth controls only (a depth change touches nothing else here). */
+  updateDepth(): void {
+    const app = this.app;
+    const a = app.analysisOf(app.currentKey());
     const depth = app.get("depth");
     this.last.checked = depth === null;
     this.custom.checked = depth !== null;

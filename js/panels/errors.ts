@@ -2,11 +2,11 @@
 // misclassified sample, small maps of the predicted class, the true label and the loss.
 import type { App } from "../app";
 import { fmt, h } from "../dom";
-import { BaseCache, OverlayCanvas, displaySize } from "../overlay";
+import { BaseCache, OverlayCanvas, thumbSize } from "../overlay";
 import { type AnalysisKey, keyString, misclassified } from "../protocol";
 
 /** The long side of an error map, in CSS pixels. */
-const THUMB = 80;
+const THUMB = 76; // CSS px, as .sl-error-map in style.css
 
 interface MapSlot {
   name: "pred" | "true" | "loss";
@@ -166,7 +166,7 @@ export class ErrorAnalysis {
       let ready = false;
       if (a && a.maps.length) {
         const [ih, iw] = a.meta.input_size;
-        const [H, W] = displaySize(ih, iw, THUMB);
+        const [H, W] = thumbSize(ih, iw, THUMB, Math.min(2, window.devicePixelRatio || 1));
         ready = this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw());
       }
       s.oc.canvas.style.display = ready ? "" : "none";
