@@ -45,6 +45,17 @@ export interface ColumnMeta {
   clipped?: boolean;
 }
 
+/** A segmentation's numbers for the explained class `cls`: the share of the pixels predicted as it and, when the item carries a mask, its IoU and the pixel accuracy. The pixel predictions (`h * w` class indices, `dtype`) travel in the last buffer. */
+export interface SegmentationMeta {
+  cls: number;
+  h: number;
+  w: number;
+  dtype: "uint8" | "uint16";
+  share: number;
+  iou: number | null;
+  pixel_accuracy: number | null;
+}
+
 /** The `_info` trait: what the page needs to know of the models and slices. */
 export interface Info {
   models: string[];
@@ -169,6 +180,7 @@ export interface AnalysisReply {
   topk: [number, number][];
   image: boolean;
   image_size?: number[];
+  segmentation?: SegmentationMeta;
 }
 
 /** Buffers: one PNG thumbnail per row. */

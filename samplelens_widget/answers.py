@@ -17,7 +17,7 @@ from samplelens_widget.data import png_bytes
 from samplelens_widget.population_view import PopState, Population
 from samplelens_widget.protocol import replies
 from samplelens_widget.session import Session
-from samplelens_widget.slice_stats import class_label
+from samplelens_widget.slice_stats import class_label, class_mask
 from samplelens_widget.visualizers import plotly_js_bytes, render_visual
 
 __all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
@@ -59,7 +59,12 @@ class Answers:
         _, label, _ = s.item(key.slice, key.id)
         true_label = class_label(label, res.num_classes) if res.task != "regression" else None
         image = s.image(key.slice, key.id, key.connection) if with_image else None
-        return replies.analysis(key.as_dict(), res, true_label, image, rid)
+        mask = None
+        if res.task == "segmentation":
+            true_label = None
+            found = class_mask(label, tuple(res.logits.shape[2:]), res.num_classes)
+            mask = None if found is None else found.numpy()
+        return replies.analysis(key.as_dict(), res, true_label, image, rid, mask)
 
     def analyze(self, req: dict[str, Any]) -> None:
         rid = req.get("rid")

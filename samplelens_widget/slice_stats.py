@@ -21,7 +21,7 @@ from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
 
-__all__ = ["SliceStats", "class_label"]
+__all__ = ["SliceStats", "class_label", "class_mask"]
 
 Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
 
@@ -108,6 +108,13 @@ class SliceStats:
                 values = Loss([ys[r] for r in rows]).scores(sub).tolist()
                 for r, v in zip(rows, values, strict=True):
                     loss[r] = float(v)
+            if out.task == "segmentation":  # the mean pixel loss, where the item has a mask
+                grid = tuple(out.scores.shape[2:])
+                for r, it in enumerate(items):
+                    mask = class_mask(it[1], grid, k)
+                    if mask is not None:
+                        sub = Output(out.scores[r : r + 1], out.task, None)
+                        loss[r] = float(Loss(mask[None]).scores(sub)[0])
             losses += loss
             self._num_classes.setdefault(model_name, k)
         return {
@@ -195,3 +202,22 @@ def class_label(y: Any, k: int) -> int | None:
     if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < k:
         return None
     return y
+
+
+def class_mask(y: Any, grid: tuple[int, ...], k: int) -> torch.Tensor | None:
+    """A dataset label as a segmentation mask ``(H, W)`` of class indices on ``grid``, or None
+    (no mask, another size, or values that are not classes)."""
+    if y is None or isinstance(y, (int, float, str, bool)):
+        return None
+    try:
+        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    except (TypeError, ValueError):
+        return None
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    if tuple(t.shape) != tuple(grid) or t.is_floating_point() and not bool((t == t.round()).all()):
+        return None
+    t = t.long()
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= k):
+        return None
+    return t

@@ -15,11 +15,16 @@ import torch
 __all__ = ["dataset_length", "split_item"]
 
 
-def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
+Label = int | float | torch.Tensor | None
+
+
+def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], Label]:
     """``(inputs, label)`` of one dataset item; ``inputs`` is a tuple of tensors, one per input.
 
-    Arrays (numpy, lists of numbers) become tensors; the label is an ``int`` or ``None`` (a dict
-    without ``"label"``, a ``None`` label or an empty label tensor).
+    Arrays (numpy, lists of numbers) become tensors. The label is an ``int`` (a number, or a
+    tensor or array of one element), a tensor (a label of several values: a segmentation mask,
+    multi-hot labels) or ``None`` (a dict without ``"label"``, a ``None`` label or an empty
+    label tensor).
     """
     if isinstance(item, dict):
         if "inputs" in item:
@@ -47,12 +52,20 @@ def split_item(item: Any) -> tuple[tuple[torch.Tensor, ...], int | None]:
         if not isinstance(t, torch.Tensor):
             t = torch.as_tensor(np.asarray(t))
         out.append(t)
+    label: Label
     if y is None:
         label = None
-    elif isinstance(y, torch.Tensor):
-        label = int(y.reshape(-1)[0].item()) if y.numel() else None
     else:
-        label = int(y)
+        if not isinstance(y, torch.Tensor) and not isinstance(y, (int, float, np.generic)):
+            y = torch.as_tensor(np.asarray(y))
+        if isinstance(y, torch.Tensor):
+            if not y.numel():
+                return tuple(out), None
+            if y.numel() > 1:
+                return tuple(out), y
+            y = y.item()
+        value = float(y)
+        label = int(value) if value.is_integer() else value  # a regression's target stays a float
     return tuple(out), label
 
 

@@ -89,6 +89,20 @@ class ColumnMeta(TypedDict):
     clipped: NotRequired[bool]
 
 
+class SegmentationMeta(TypedDict):
+    """A segmentation's numbers for the explained class ``cls``: the share of the pixels
+    predicted as it and, when the item carries a mask, its IoU and the pixel accuracy. The
+    pixel predictions (``h * w`` class indices, ``dtype``) travel in the last buffer."""
+
+    cls: int
+    h: int
+    w: int
+    dtype: Literal["uint8", "uint16"]
+    share: float
+    iou: float | None
+    pixel_accuracy: float | None
+
+
 class Info(TypedDict):
     """The ``_info`` trait: what the page needs to know of the models and slices."""
 
@@ -222,6 +236,7 @@ class AnalysisReply(TypedDict):
     topk: list[tuple[int, float]]
     image: bool
     image_size: NotRequired[list[int]]
+    segmentation: NotRequired[SegmentationMeta]
 
 
 class RowsReply(TypedDict):
@@ -367,7 +382,8 @@ REQUESTS: dict[str, Kind] = {
 }
 
 REPLIES: dict[str, Kind] = {
-    "analysis": Kind(AnalysisReply, buffers="one uint8 map per layer, then the input PNG"),
+    "analysis": Kind(AnalysisReply, buffers="one uint8 map per layer, then the input PNG, then "
+                     "a segmentation's pixel predictions"),
     "rows": Kind(RowsReply, buffers="one PNG thumbnail per row"),
     "stats": Kind(StatsReply),
     "visual": Kind(VisualReply, buffers="one PNG when kind is image"),

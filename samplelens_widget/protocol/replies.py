@@ -6,7 +6,7 @@ Each returns ``(message, buffers)`` as declared in ``messages.py``; the widget s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from samplelens_widget.protocol.messages import (
     PopulationReply,
     Row,
     RowsReply,
+    SegmentationMeta,
     SimilarReply,
     StatsReply,
     ThumbReply,
@@ -52,14 +53,42 @@ Reply = tuple[Any, list[bytes]]
 TOPK = 5
 
 
+def segmentation(res: CamResult, mask: np.ndarray | None) -> tuple[SegmentationMeta, bytes]:
+    """The explained class's share of the predicted pixels and, against ``mask`` (the item's
+    ``(H, W)`` class indices, on the output's grid), its IoU and the pixel accuracy."""
+    pred = res.logits[0].argmax(axis=0)
+    cls = int(res.targets[0])
+    mine = pred == cls
+    iou = accuracy = None
+    if mask is not None:
+        truth = mask == cls
+        union = int((mine | truth).sum())
+        iou = float((mine & truth).sum() / union) if union else None
+        accuracy = float((pred == mask).mean())
+    k = int(res.logits.shape[1])
+    dtype: Literal["uint8", "uint16"] = "uint8" if k <= 256 else "uint16"
+    meta: SegmentationMeta = {
+        "cls": cls,
+        "h": int(pred.shape[0]),
+        "w": int(pred.shape[1]),
+        "dtype": dtype,
+        "share": float(mine.mean()),
+        "iou": iou,
+        "pixel_accuracy": accuracy,
+    }
+    return meta, pred.astype("<u1" if dtype == "uint8" else "<u2").tobytes()
+
+
 def analysis(
     key: AnalysisKey,
     res: CamResult,
     true_label: int | None,
     image: np.ndarray | None,
     rid: int | None = None,
+    mask: np.ndarray | None = None,
 ) -> tuple[AnalysisReply, list[bytes]]:
-    """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``."""
+    """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``
+    (+ a segmentation's pixel predictions, with ``mask`` the item's true mask if it has one)."""
     k = int(res.num_classes)
     probs = None if res.probabilities is None else res.probabilities[0].astype(np.float64)
     buffers: list[bytes] = []
@@ -104,6 +133,9 @@ def analysis(
         buffers.append(png_bytes(image))
         meta["image"] = True
         meta["image_size"] = [int(image.shape[0]), int(image.shape[1])]
+    if res.task == "segmentation":
+        meta["segmentation"], pixels = segmentation(res, mask)
+        buffers.append(pixels)
     return meta, buffers
 
 
