@@ -1,5 +1,6 @@
 // Drawing an overlay: input pixels + bilinear-upsampled heat coloured through a LUT.
 import { lut } from "./colormap";
+import { outlineOf, paintOutline } from "./outline";
 import { bilinear } from "./upsample";
 import type { Analysis, DepthMap } from "./protocol";
 import { mapAt } from "./protocol";
@@ -148,8 +149,17 @@ export class OverlayCanvas {
     return this.base !== null && this.baseKey === key;
   }
 
-  /** Draw the heat of `depth` over the base. Returns false when the base is missing. */
-  draw(analysis: Analysis, akey: string, depth: number | null, colormap: string, opacity: number, showHeat = true): boolean {
+  /** Draw the heat of `depth` over the base (and, for a segmentation when `outline`, the
+   * contour of the explained class's pixels). Returns false when the base is missing. */
+  draw(
+    analysis: Analysis,
+    akey: string,
+    depth: number | null,
+    colormap: string,
+    opacity: number,
+    showHeat = true,
+    outline = false,
+  ): boolean {
     if (!this.base || !this.image) return false;
     const W = this.canvas.width;
     const H = this.canvas.height;
@@ -165,6 +175,13 @@ export class OverlayCanvas {
       composite(this.base, this.heat, lut(colormap), opacity, this.image.data);
     } else {
       this.image.data.set(this.base);
+    }
+    const o = outline ? outlineOf(analysis, H, W) : null; // cached per analysis and size
+    if (o) {
+      paintOutline(this.image.data, o);
+      this.canvas.dataset.outline = String(o.inner.length);
+    } else {
+      delete this.canvas.dataset.outline;
     }
     this.ctx.putImageData(this.image, 0, 0);
     this.drawCount++;

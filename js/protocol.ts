@@ -1,8 +1,8 @@
 // Messages between the page and the kernel, and decoding of their binary buffers.
 
-import type { AnalysisKey, LayerMeta, Reply } from "./wire";
+import type { AnalysisKey, LayerMeta, Reply, SegmentationMeta } from "./wire";
 
-export type { AnalysisKey, LayerMeta };
+export type { AnalysisKey, LayerMeta, SegmentationMeta };
 /** An analysis message (the kernel's answer to one key), as wire.ts declares it. */
 export type AnalysisMeta = Reply<"analysis">;
 
@@ -17,6 +17,8 @@ export interface Analysis {
   meta: AnalysisMeta;
   maps: DepthMap[];
   image: Uint8Array | null; // PNG bytes of the input, when sent
+  /** A segmentation's predicted class per pixel (`meta.segmentation.h` x `.w`, row-major). */
+  pixels: Uint8Array | Uint16Array | null;
 }
 
 export type Buffer = DataView | ArrayBuffer | Uint8Array | ArrayBufferView;
@@ -55,10 +57,31 @@ export function misclassified(m: AnalysisMeta): boolean {
   return typeof m.prediction === "number" && m.prediction !== t;
 }
 
-/** Turn an analysis message and its buffers into maps; validates the sizes. */
+/** The per-pixel classes of a segmentation (`h * w` values of `dtype`, little-endian). */
+export function decodePixels(seg: SegmentationMeta, buf: Buffer): Uint8Array | Uint16Array {
+  const { h, w, dtype } = seg;
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h <= 0 || w <= 0) {
+    throw new Error(`segmentation: bad size ${h}x${w}`);
+  }
+  const per = dtype === "uint8" ? 1 : dtype === "uint16" ? 2 : 0;
+  if (!per) throw new Error(`segmentation: unknown dtype ${String(dtype)}`);
+  const bytes = toBytes(buf);
+  if (bytes.length !== h * w * per) {
+    throw new Error(`segmentation pixels have ${bytes.length} bytes, expected ${h}x${w} ${dtype}`);
+  }
+  if (per === 1) return bytes.slice();
+  const out = new Uint16Array(h * w);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = dv.getUint16(2 * i, true);
+  return out;
+}
+
+/** Turn an analysis message and its buffers into maps; validates the sizes. Buffers: one map
+ * per layer, the input's PNG if `meta.image`, a segmentation's pixel classes (the last one). */
 export function decodeAnalysis(meta: AnalysisMeta, buffers: Buffer[]): Analysis {
   const n = meta.layers.length;
-  const expected = n + (meta.image ? 1 : 0);
+  const seg = meta.segmentation ?? null;
+  const expected = n + (meta.image ? 1 : 0) + (seg ? 1 : 0);
   if (buffers.length !== expected) {
     throw new Error(`analysis message has ${buffers.length} buffers, expected ${expected}`);
   }
@@ -74,7 +97,8 @@ export function decodeAnalysis(meta: AnalysisMeta, buffers: Buffer[]): Analysis 
     return { depth, name, shape, layout, aliases, h: l.h, w: l.w, data: copy, flat };
   });
   const image = meta.image ? toBytes(buffers[n]).slice() : null;
-  return { meta, maps, image };
+  const pixels = seg ? decodePixels(seg, buffers[expected - 1]) : null;
+  return { meta, maps, image, pixels };
 }
 
 /** The map that stands for `depth` (null: the deepest); an out-of-range depth is clamped. */

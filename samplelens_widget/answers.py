@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from samplelens_widget.analyses import AnalysisKey
 from samplelens_widget.data import png_bytes
 from samplelens_widget.population_view import PopState, Population
@@ -59,12 +62,16 @@ class Answers:
         _, label, _ = s.item(key.slice, key.id)
         true_label = class_label(label, res.num_classes) if res.task != "regression" else None
         image = s.image(key.slice, key.id, key.connection) if with_image else None
-        mask = None
+        mask = found = None
         if res.task == "segmentation":
             true_label = None
             found = class_mask(label, tuple(res.logits.shape[2:]), res.num_classes)
             mask = None if found is None else found.numpy()
-        return replies.analysis(key.as_dict(), res, true_label, image, rid, mask)
+        meta, buffers = replies.analysis(key.as_dict(), res, true_label, image, rid, mask)
+        if found is not None:  # a segmentation's loss: the mean pixel loss against its mask
+            logits = torch.from_numpy(res.logits[:1])
+            meta["loss"] = float(F.cross_entropy(logits, found[None].long()))
+        return meta, buffers
 
     def analyze(self, req: dict[str, Any]) -> None:
         rid = req.get("rid")

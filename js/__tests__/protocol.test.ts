@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { AnalysisMeta } from "../protocol";
-import { decodeAnalysis, keyString, mapAt, misclassified, toBytes, withLabel } from "../protocol";
+import type { AnalysisMeta, SegmentationMeta } from "../protocol";
+import { decodeAnalysis, decodePixels, keyString, mapAt, misclassified, toBytes, withLabel } from "../protocol";
 import { displaySize } from "../overlay";
 
 function meta(layers: [number, number, number][], image = false): AnalysisMeta {
@@ -50,6 +50,37 @@ describe("binary decoding", () => {
   it("rejects a map of the wrong size and a wrong buffer count", () => {
     expect(() => decodeAnalysis(meta([[1, 2, 2]]), [new Uint8Array(3)])).toThrow(/expected 2x2/);
     expect(() => decodeAnalysis(meta([[1, 2, 2]], true), [new Uint8Array(4)])).toThrow(/2 buffers|expected 2/);
+  });
+
+  it("a segmentation's pixel classes travel in the last buffer (uint8)", () => {
+    const seg: SegmentationMeta = { cls: 2, h: 2, w: 3, dtype: "uint8", share: 0.5, iou: null, pixel_accuracy: null };
+    const m = { ...meta([[1, 1, 2]], true), task: "segmentation", true_label: null, segmentation: seg };
+    const a = decodeAnalysis(m, [new Uint8Array([1, 2]), new Uint8Array([137, 80]), new Uint8Array([0, 2, 2, 1, 2, 0])]);
+    expect(Array.from(a.maps[0].data)).toEqual([1, 2]);
+    expect(Array.from(a.image!)).toEqual([137, 80]);
+    expect(a.pixels).toBeInstanceOf(Uint8Array);
+    expect(Array.from(a.pixels!)).toEqual([0, 2, 2, 1, 2, 0]);
+    // without the image the pixels follow the maps
+    const b = decodeAnalysis({ ...m, image: false }, [new Uint8Array([1, 2]), new Uint8Array([0, 2, 2, 1, 2, 0])]);
+    expect(b.image).toBeNull();
+    expect(Array.from(b.pixels!)).toEqual([0, 2, 2, 1, 2, 0]);
+    // a classification has none
+    expect(decodeAnalysis(meta([[1, 1, 1]]), [new Uint8Array(1)]).pixels).toBeNull();
+  });
+
+  it("decodes uint16 pixels little-endian from an unaligned view, and checks their size", () => {
+    const seg: SegmentationMeta = { cls: 300, h: 1, w: 3, dtype: "uint16", share: 1 / 3, iou: 0.25, pixel_accuracy: 0.5 };
+    const backing = new Uint8Array([9, 0x2c, 0x01, 0x01, 0x00, 0xff, 0xff, 9]).buffer; // 300, 1, 65535
+    const px = decodePixels(seg, new DataView(backing, 1, 6));
+    expect(px).toBeInstanceOf(Uint16Array);
+    expect(Array.from(px)).toEqual([300, 1, 65535]);
+    expect(() => decodePixels(seg, new Uint8Array(3))).toThrow(/3 bytes, expected 1x3 uint16/);
+    expect(() => decodePixels({ ...seg, dtype: "uint8" }, new Uint8Array(6))).toThrow(/6 bytes/);
+    expect(() => decodePixels({ ...seg, dtype: "int8" as never }, new Uint8Array(3))).toThrow(/dtype/);
+    expect(() => decodePixels({ ...seg, h: 0 }, new Uint8Array(0))).toThrow(/size/);
+    const m = { ...meta([[1, 1, 1]]), task: "segmentation", segmentation: seg };
+    expect(() => decodeAnalysis(m, [new Uint8Array(1)])).toThrow(/1 buffers, expected 2/);
+    expect(() => decodeAnalysis(m, [new Uint8Array(1), new Uint8Array(4)])).toThrow(/expected 1x3/);
   });
 
   it("keys distinguish the predicted class from an explicit label", () => {

@@ -20,6 +20,12 @@ export function explaining(app: App, m: AnalysisMeta): string {
   const label = k.label ?? null;
   const named = (text: string) =>
     text.replace(/\bclass (\d+)\b/g, (all, i) => (app.info.label_names[Number(i)] !== undefined ? app.labelName(Number(i)) : all));
+  if (m.task === "segmentation") {
+    // the map explains the class's scores over the pixels predicted as it
+    if (label === LOSS) return "explaining loss (against the true mask)";
+    const rather = contrast !== null ? ` rather than ${app.labelName(contrast)}` : "";
+    return `explaining ${app.labelName(m.target)}${rather} over its predicted pixels`;
+  }
   if (label === LOSS) {
     return `explaining loss (true label: ${app.labelName(m.true_label)})`;
   }

@@ -1,9 +1,11 @@
 // Error analysis (right, under the controller): the viewed sample and its slice; for a
-// misclassified sample, small maps of the predicted class, the true label and the loss.
+// misclassified sample, small maps of the predicted class, the true label and the loss; for a
+// segmentation, the explained class's share of the pixels and, against a true mask, its IoU
+// and the pixel accuracy.
 import type { App } from "../app";
 import { fmt, h } from "../dom";
 import { BaseCache, OverlayCanvas, thumbSize } from "../overlay";
-import { type AnalysisKey, keyString, misclassified } from "../protocol";
+import { type AnalysisKey, type AnalysisMeta, keyString, misclassified } from "../protocol";
 
 /** The long side of an error map, in CSS pixels. */
 const THUMB = 76; // CSS px, as .sl-error-map in style.css
@@ -115,9 +117,10 @@ export class ErrorAnalysis {
       sliceInfo.append(h("div", { class: "sl-muted" }, "slice statistics: computing…"));
     }
     const wrong = this.setKeys(misclassified(m));
+    const seg = m.task === "segmentation" && m.segmentation ? this.segmentationRows(m) : null;
     const parts: (HTMLElement | null)[] = [
       h("div", { class: "sl-kv" }, h("span", {}, "sample"), h("b", {}, `#${k.id}`), badge),
-      h("div", { class: "sl-kv" }, h("span", {}, "true"), h("b", { "data-role": "true-label" }, app.labelName(t))),
+      ...(seg ?? [h("div", { class: "sl-kv" }, h("span", {}, "true"), h("b", { "data-role": "true-label" }, app.labelName(t)))]),
       h(
         "div",
         { class: "sl-kv" },
@@ -125,13 +128,45 @@ export class ErrorAnalysis {
         h("b", { "data-role": "pred-label" }, app.labelName(m.prediction)),
         h("span", { class: "sl-muted" }, probs ? fmt(probs[m.prediction], 3) : "—"),
       ),
-      h("div", { class: "sl-kv" }, h("span", {}, "loss"), h("b", { "data-role": "loss" }, fmt(m.loss, 4))),
+      seg && m.loss === null ? null : h("div", { class: "sl-kv" }, h("span", {}, "loss"), h("b", { "data-role": "loss" }, fmt(m.loss, 4))),
       wrong ? this.maps : null,
       h("div", { class: "sl-subtitle" }, topk.length ? `Top-${topk.length} probabilities` : "Probabilities"),
       bars,
       sliceInfo,
     ];
     this.body.replaceChildren(...parts.filter((p): p is HTMLElement => p !== null));
+  }
+
+  /** A segmentation's rows: the explained class's share of the pixels, and (with a true mask)
+   * its IoU and the pixel accuracy. */
+  private segmentationRows(m: AnalysisMeta): HTMLElement[] {
+    const s = m.segmentation!;
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const rows: HTMLElement[] = [];
+    if (s.cls >= 0) {
+      rows.push(
+        h(
+          "div",
+          { class: "sl-kv", "data-role": "seg-share" },
+          h("span", {}, "class"),
+          h("span", { class: "sl-kv-span" }, h("b", {}, `${this.app.labelName(s.cls)}: ${pct(s.share)}`), h("span", { class: "sl-muted" }, " of the image")),
+        ),
+      );
+    }
+    if (s.iou !== null && s.iou !== undefined) {
+      rows.push(h("div", { class: "sl-kv", "data-role": "seg-iou" }, h("span", {}, "IoU"), h("b", {}, s.iou.toFixed(3))));
+    }
+    if (s.pixel_accuracy !== null && s.pixel_accuracy !== undefined) {
+      rows.push(
+        h(
+          "div",
+          { class: "sl-kv sl-kv-wide", "data-role": "seg-accuracy" },
+          h("span", {}, "pixel accuracy"),
+          h("b", {}, pct(s.pixel_accuracy)),
+        ),
+      );
+    }
+    return rows;
   }
 
   /** Point the three maps at the error keys (none when `wrong` is false); true when shown. */

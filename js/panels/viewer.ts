@@ -30,6 +30,9 @@ export class Viewer {
   }) as HTMLInputElement;
   private gridBox = h("input", { type: "checkbox", "data-role": "grid" }) as HTMLInputElement;
   private gridLabel: HTMLElement;
+  /** A segmentation's mask outline: page-side only (no trait), on by default. */
+  private outlineBox = h("input", { type: "checkbox", "data-role": "mask-outline", checked: true }) as HTMLInputElement;
+  private outlineLabel: HTMLElement;
   private readout = h("span", { class: "sl-readout", "data-role": "readout" }, "\u00a0");
   private slots: Slot[] = [];
   private bases = new BaseCache(64);
@@ -48,10 +51,18 @@ export class Viewer {
     this.opacity.addEventListener("change", () => app.model.save_changes());
     this.gridBox.addEventListener("change", () => app.setTrait("grid", this.gridBox.checked));
     this.gridLabel = h("label", { class: "sl-check", title: "Show the selected samples as a grid" }, this.gridBox, "Grid");
+    this.outlineBox.addEventListener("change", () => this.redraw());
+    this.outlineLabel = h(
+      "label",
+      { class: "sl-check", title: "Outline the pixels predicted as the explained class", style: { display: "none" } },
+      this.outlineBox,
+      "Mask outline",
+    );
     this.toolbar.append(
       h("span", { class: "sl-field" }, h("label", {}, "Colormap"), this.cmap),
       h("span", { class: "sl-field" }, h("label", {}, "Opacity"), this.opacity),
       this.gridLabel,
+      this.outlineLabel,
       h("span", { class: "sl-spacer" }),
       this.readout,
     );
@@ -90,6 +101,7 @@ export class Viewer {
     const nsel = app.get("selected").length;
     this.gridLabel.style.display = nsel > 1 ? "" : "none";
     this.gridBox.checked = !!app.get("grid");
+    this.outlineLabel.style.display = app.sampleAnalysis(app.currentKey())?.meta.task === "segmentation" ? "" : "none";
     this.legend.style.background = gradientCss(app.get("colormap"));
 
     const grid = tab === "CAM" && !!app.get("grid") && nsel > 1;
@@ -168,6 +180,7 @@ export class Viewer {
     const cmap = app.get("colormap");
     const opacity = app.get("opacity");
     const viewed = app.get("viewed");
+    const outline = this.outlineBox.checked;
     for (const s of this.slots) {
       const k = s.key();
       s.wrap.classList.toggle("sl-active", this.stageSig.startsWith("grid") && k?.id === viewed);
@@ -188,7 +201,7 @@ export class Viewer {
       const ik = `${k.slice}|${k.id}|${k.connection}`;
       if (!this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw())) continue;
       if (s.heat) {
-        s.oc.draw(a, ks, depth, cmap, opacity, true);
+        s.oc.draw(a, ks, depth, cmap, opacity, true, outline);
         const m = s.oc.layer!;
         const who = this.stageSig.startsWith("compare") ? `${k.model} · ` : "";
         s.caption.textContent = s.target <= GRID

@@ -83,6 +83,8 @@ def test_the_analysis_carries_the_pixels_share_iou_and_pixel_accuracy(lens):
         assert seg["iou"] == pytest.approx(inter / union)
         assert seg["pixel_accuracy"] == pytest.approx(float((pred == mask).mean()))
         assert len(bufs) == len(meta["layers"]) + 2  # maps, the input PNG, the pixels
+        want = F.cross_entropy(out[None], torch.as_tensor(mask)[None].long()).item()
+        assert meta["loss"] == pytest.approx(want, rel=1e-4)  # the mean pixel loss
     probs = torch.softmax(out, 0).mean((1, 2)).numpy()
     np.testing.assert_allclose(reply(lens)[0]["probabilities"], probs, rtol=1e-5)
 
