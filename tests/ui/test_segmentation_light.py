@@ -116,7 +116,8 @@ def panel_numbers(page) -> dict:
 
 def test_segmentation_outline_and_numbers(light_page):
     net, ds = TinySeg(), Shapes()
-    lens = SampleLens(net, ds, background=False, projection="pca", cache_dir=None, label_names=NAMES)
+    lens = SampleLens(net, ds, background=False, projection="pca", cache_dir=None,
+                      label_names=NAMES)
     sid = 2
     lens.selected = [sid, 3]
     lens.viewed = sid
@@ -207,7 +208,8 @@ def test_segmentation_outline_and_numbers(light_page):
     got = panel_numbers(page)
     assert got["iou"] == f"{mine['iou']:.3f}"
     assert got["accuracy"] == f"{want['accuracy'] * 100:.1f}%"  # the same for every class
-    assert page.inner_text("[data-role=score]") == f"explaining {NAMES[other]} over its predicted pixels"
+    want_text = f"explaining {NAMES[other]} over its predicted pixels"
+    assert page.inner_text("[data-role=score]") == want_text
     wait_canvas(page, OVERLAY)
     page.wait_for_function(
         "(n) => document.querySelector('canvas[data-role=overlay]').dataset.outline === String(n)",
@@ -228,7 +230,8 @@ def test_segmentation_outline_and_numbers(light_page):
 
 
 def test_a_classifier_has_no_outline_checkbox(light_page):
-    lens = SampleLens(fakes.TinyNet(), fakes.Blobs(12), background=False, projection="pca", cache_dir=None)
+    lens = SampleLens(fakes.TinyNet(), fakes.Blobs(12), background=False, projection="pca",
+                      cache_dir=None)
     h = light_page(lens)
     settle(lens, h)
     page = h.page
