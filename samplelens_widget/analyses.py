@@ -118,6 +118,7 @@ class AnalysisStore:
         self._cache: LRU[CamResult] = LRU(size)
         self._depths: dict[str, list[int]] = {}
         self._classes: dict[str, int] = {}
+        self._tasks: dict[str, str] = {}
 
     def get(self, key: AnalysisKey) -> CamResult:
         with self.lock:
@@ -138,6 +139,7 @@ class AnalysisStore:
             self._cache.put(key, res)
             self._depths.setdefault(key.model, [int(d) for d in res.depths])
             self._classes.setdefault(key.model, int(res.num_classes))
+            self._tasks.setdefault(key.model, res.task)
             return res
 
     def depths(self, model: str) -> list[int] | None:
@@ -145,6 +147,10 @@ class AnalysisStore:
 
     def num_classes(self, model: str) -> int | None:
         return self._classes.get(model)
+
+    def task(self, model: str) -> str | None:
+        """What the model's output was read as (``cam.outputs``), once analysed."""
+        return self._tasks.get(model)
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -238,6 +238,8 @@ class SampleLens(anywidget.AnyWidget):
         if self.selected and self.viewed is None:
             self.viewed = self.selected[0]
         self._learn_depths()
+        if s.analyses.task(initial_model) == "segmentation":
+            self.color_by = "loss"  # no class label per sample: colour by the mean pixel loss
         self.on_msg(self._on_msg)
 
     # ------------------------------------------------------------ validation

@@ -90,6 +90,7 @@ def test_the_analysis_carries_the_pixels_share_iou_and_pixel_accuracy(lens):
 
 
 def test_the_list_and_the_population_show_the_mean_pixel_loss(lens):
+    assert lens.color_by == "loss"  # a segmentation has no class label per sample
     lens._on_msg(lens, {"type": "rows", "model": lens.model_name, "slice": lens.slice,
                         "ids": [0, 1, 2]}, [])
     [rows] = [c["rows"] for c, _ in lens.sent if c["type"] == "rows"]
