@@ -167,25 +167,26 @@ def label(value: int | str | None, num_classes: int | None, from_page: bool) -> 
             f"label: {value!r} is not allowed; expected a class index, None (the predicted "
             f"class) or {LOSS!r} (the loss against the true label)"
         )
-    if value is None or num_classes is None or 0 <= value < num_classes:
-        return value
-    if from_page:
-        return None
-    raise ValueError(
-        f"label: {value} is not a class of the model; expected 0..{num_classes - 1}, None "
-        f"(the predicted class) or {LOSS!r}"
-    )
+    return _class(value, num_classes, from_page, "label",
+                  f", None (the predicted class) or {LOSS!r}")
 
 
 def contrast(value: int | None, num_classes: int | None, from_page: bool) -> int | None:
     """The second class of a contrast, or ``None`` (no contrast)."""
+    return _class(value, num_classes, from_page, "contrast", " or None (no contrast)")
+
+
+def _class(
+    value: int | None, num_classes: int | None, from_page: bool, name: str, others: str
+) -> int | None:
+    """A class index of the model or None; unchecked while the number of classes is unknown.
+    One from the page that does not fit (sent just before a model switch) becomes None."""
     if value is None or num_classes is None or 0 <= value < num_classes:
         return value
     if from_page:
         return None
     raise ValueError(
-        f"contrast: {value} is not a class of the model; expected 0..{num_classes - 1} or None "
-        "(no contrast)"
+        f"{name}: {value} is not a class of the model; expected 0..{num_classes - 1}{others}"
     )
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import GradCAM, LayerCAM
+from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
 
 from samplelens_widget import CamEngine
 from samplelens_widget.targets import Contrast, Loss, Region
 from tests.zoo.models import ZOO, build
-from tests.zoo.test_zoo import Logits, assert_maps_equal
+from tests.zoo.test_zoo import Logits, assert_maps_equal, grad_cam_reference
 
 MODELS = ["torchvision resnet18", "timm vit_tiny_patch16_224", "torchvision swin_t"]
 LABELS = [2, 0]
@@ -37,18 +37,6 @@ CASES = {
     "contrast": (Contrast(1, 4), [lambda o: o[1] - o[4]] * 2),
     "callable": (softmax_of_3, [lambda o: torch.softmax(o, dim=0)[3]] * 2),
 }
-
-
-def reference(model, x, module, reshape, targets):
-    with GradCAM(Logits(model), [module], reshape_transform=reshape) as cam:
-        cam(input_tensor=x, targets=targets)
-        acts = cam.activations_and_grads.activations[0].numpy().copy()
-        grads = cam.activations_and_grads.gradients[0].numpy().copy()
-        gradcam = np.maximum(cam.get_cam_image(x, module, targets, acts, grads, False), 0)
-        layercam = np.maximum(LayerCAM.get_cam_image(cam, x, module, targets, acts, grads,
-                                                     False), 0)
-    model.zero_grad(set_to_none=True)
-    return {"gradcam": gradcam, "layercam": layercam}
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -68,7 +56,7 @@ def test_targets_equal_pytorch_grad_cam_at_every_block(zoo, case):
     blocks = {n: r for n, r in z.blocks.items() if r != "hand"}
     assert z.default in blocks  # the default layer is compared too
     for name, reshape in blocks.items():
-        refs = reference(model, x, model.get_submodule(name), reshape, ref_targets)
+        refs = grad_cam_reference(model, x, model.get_submodule(name), reshape, ref_targets)
         for algorithm, res in results.items():
             assert_maps_equal(res.raw(name), refs[algorithm], f"{z.name} {name} {case} {algorithm}")
         # not a comparison of two empty maps (GradCAM's ReLU may zero one method's map)

@@ -47,9 +47,11 @@ def zoo(request):
     return z, model, x, results
 
 
-def grad_cam_reference(model, x, module, reshape):
-    """GradCAM and LayerCAM maps of ``module`` at its own resolution, by pytorch-grad-cam."""
-    targets = [ClassifierOutputTarget(t) for t in TARGETS]
+def grad_cam_reference(model, x, module, reshape, targets=None):
+    """GradCAM and LayerCAM maps of ``module`` at its own resolution, by pytorch-grad-cam
+    (``targets``: its per-sample targets; default: the logits of ``TARGETS``)."""
+    if targets is None:
+        targets = [ClassifierOutputTarget(t) for t in TARGETS]
     with GradCAM(Logits(model), [module], reshape_transform=reshape) as cam:
         cam(input_tensor=x, targets=targets)
         acts = cam.activations_and_grads.activations[0].numpy().copy()
