@@ -18,7 +18,7 @@ its mistake.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,6 @@ class Class(Target):
 
     label: Any = None
     argname: str = "label"
-    _resolved: torch.Tensor | None = field(default=None, init=False)
 
     @property
     def title(self) -> str:  # type: ignore[override]
