@@ -68,18 +68,17 @@ export function outlineOf(a: Analysis, H: number, W: number): Outline | null {
 
 /** Paint an outline into RGBA pixels: the inner contour white, the outer halo black. */
 export function paintOutline(out: Uint8ClampedArray, o: Outline): void {
-  for (const p of o.inner) {
-    const q = p * 4;
-    out[q] = 255;
-    out[q + 1] = 255;
-    out[q + 2] = 255;
-    out[q + 3] = 255;
-  }
-  for (const p of o.outer) {
-    const q = p * 4;
-    out[q] = 0;
-    out[q + 1] = 0;
-    out[q + 2] = 0;
+  paint(out, o.inner, 255);
+  paint(out, o.outer, 0);
+}
+
+/** Set pixels (indices into an RGBA buffer) to one opaque grey level. */
+function paint(out: Uint8ClampedArray, pixels: ArrayLike<number>, v: number): void {
+  for (let i = 0; i < pixels.length; i++) {
+    const q = pixels[i] * 4;
+    out[q] = v;
+    out[q + 1] = v;
+    out[q + 2] = v;
     out[q + 3] = 255;
   }
 }

@@ -8,19 +8,20 @@ sends the reply built by ``protocol/replies.py``. They run on the worker threads
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from samplelens_widget.analyses import AnalysisKey
+from samplelens_widget.cam.outputs import Output
 from samplelens_widget.data import png_bytes
 from samplelens_widget.population_view import PopState, Population
 from samplelens_widget.protocol import replies
 from samplelens_widget.session import Session
-from samplelens_widget.slice_stats import class_label, class_mask
+from samplelens_widget.slice_stats import class_label, class_mask, sample_losses
 from samplelens_widget.visualizers import plotly_js_bytes, render_visual
 
 __all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
@@ -62,16 +63,16 @@ class Answers:
         _, label, _ = s.item(key.slice, key.id)
         true_label = class_label(label, res.num_classes) if res.task != "regression" else None
         image = s.image(key.slice, key.id, key.connection) if with_image else None
-        mask = found = None
+        mask = None
         if res.task == "segmentation":
             true_label = None
             found = class_mask(label, tuple(res.logits.shape[2:]), res.num_classes)
             mask = None if found is None else found.numpy()
-        meta, buffers = replies.analysis(key.as_dict(), res, true_label, image, rid, mask)
-        if found is not None:  # a segmentation's loss: the mean pixel loss against its mask
-            logits = torch.from_numpy(res.logits[:1])
-            meta["loss"] = float(F.cross_entropy(logits, found[None].long()))
-        return meta, buffers
+        # the same loss as the sample list's (slice_stats.sample_losses)
+        out = Output(torch.from_numpy(res.logits[:1]), res.task, None)
+        loss = sample_losses(out, [label])[0]
+        loss_value = None if math.isnan(loss) else loss
+        return replies.analysis(key.as_dict(), res, true_label, image, rid, mask, loss_value)
 
     def analyze(self, req: dict[str, Any]) -> None:
         rid = req.get("rid")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
 
-__all__ = ["SliceStats", "class_label", "class_mask"]
+__all__ = ["SliceStats", "class_label", "class_mask", "sample_losses"]
 
 Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
 
@@ -101,21 +101,7 @@ class SliceStats:
             ys = [None if out.task == "regression" else class_label(it[1], k) for it in items]
             preds += out.predictions().tolist()
             labels += [-1 if y is None else y for y in ys]
-            loss = [math.nan] * len(chunk)
-            rows = [r for r, y in enumerate(ys) if y is not None]
-            if rows and out.task in ("multiclass", "binary"):
-                sub = Output(out.scores[rows], out.task, None)
-                values = Loss([ys[r] for r in rows]).scores(sub).tolist()
-                for r, v in zip(rows, values, strict=True):
-                    loss[r] = float(v)
-            if out.task == "segmentation":  # the mean pixel loss, where the item has a mask
-                grid = tuple(out.scores.shape[2:])
-                for r, it in enumerate(items):
-                    mask = class_mask(it[1], grid, k)
-                    if mask is not None:
-                        sub = Output(out.scores[r : r + 1], out.task, None)
-                        loss[r] = float(Loss(mask[None]).scores(sub)[0])
-            losses += loss
+            losses += sample_losses(out, [it[1] for it in items])
             self._num_classes.setdefault(model_name, k)
         return {
             "predictions": np.asarray(preds, dtype=np.int64),
@@ -221,3 +207,27 @@ def class_mask(y: Any, grid: tuple[int, ...], k: int) -> torch.Tensor | None:
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= k):
         return None
     return t
+
+
+def sample_losses(out: Output, labels: Sequence[Any]) -> list[float]:
+    """Each sample's loss (``targets.Loss``) against its dataset label: cross entropy, or binary
+    cross entropy for one logit, where the label is a class; a segmentation's mean pixel loss
+    where it is a mask; NaN where there is no such label (or the task has no class labels)."""
+    loss = [math.nan] * out.n
+    k = out.num_classes
+    if out.task in ("multiclass", "binary"):
+        ys = [class_label(y, k) for y in labels]
+        rows = [r for r, y in enumerate(ys) if y is not None]
+        if rows:
+            sub = Output(out.scores[rows], out.task, None)
+            values = Loss([ys[r] for r in rows]).scores(sub).tolist()
+            for r, v in zip(rows, values, strict=True):
+                loss[r] = float(v)
+    elif out.task == "segmentation":
+        grid = tuple(out.scores.shape[2:])
+        for r, y in enumerate(labels):
+            mask = class_mask(y, grid, k)
+            if mask is not None:
+                sub = Output(out.scores[r : r + 1], out.task, None)
+                loss[r] = float(Loss(mask[None]).scores(sub)[0])
+    return loss

@@ -86,9 +86,11 @@ def analysis(
     image: np.ndarray | None,
     rid: int | None = None,
     mask: np.ndarray | None = None,
+    loss: float | None = None,
 ) -> tuple[AnalysisReply, list[bytes]]:
     """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``
-    (+ a segmentation's pixel predictions, with ``mask`` the item's true mask if it has one)."""
+    (+ a segmentation's pixel predictions, with ``mask`` the item's true mask if it has one).
+    ``loss``: the sample's loss against its label, as the sample list shows it."""
     k = int(res.num_classes)
     probs = None if res.probabilities is None else res.probabilities[0].astype(np.float64)
     buffers: list[bytes] = []
@@ -109,9 +111,6 @@ def analysis(
         )
         buffers.append(m.tobytes())
     order: list[int] = [] if probs is None else np.argsort(-probs)[: min(TOPK, k)].tolist()
-    loss = None
-    if probs is not None and true_label is not None and 0 <= true_label < k:
-        loss = float(-np.log(max(probs[true_label], 1e-12)))
     meta: AnalysisReply = {
         "type": "analysis",
         "rid": rid,
