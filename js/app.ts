@@ -4,7 +4,7 @@
 import { Bus, type Listener, type Reason } from "./events";
 import type { AnyModel, Traits } from "./model";
 import { type Plotly, PlotlyLoader } from "./plotly";
-import { type Analysis, type AnalysisKey, type Buffer, keyString, misclassified, withLabel } from "./protocol";
+import { type Analysis, type AnalysisKey, type Buffer, type ErrorClasses, errorClasses, keyString, verdictOf, verdictOfRow, withLabel } from "./protocol";
 import { type Decoders, decoders, dispatch } from "./replies";
 import { Requests } from "./requests";
 import { GRID_MAX, PAGE_SIZE, type Population, State } from "./state";
@@ -18,8 +18,9 @@ export type { Population, Row, Similar, Stats, Visual } from "./state";
 /** The keys of the error maps of a misclassified sample, all at the viewer's other settings. */
 export interface ErrorKeys {
   pred: AnalysisKey; // the predicted class
-  true: AnalysisKey; // the true label
+  true: AnalysisKey | null; // the true label (null: a multi-label sample that missed none)
   loss: AnalysisKey; // the loss against the true label
+  classes: ErrorClasses;
 }
 
 export class App extends State {
@@ -53,6 +54,11 @@ export class App extends State {
   labelName(i: number | null | undefined): string {
     if (i === null || i === undefined || i < 0) return "—";
     return this.info.label_names[i] ?? `class ${i}`;
+  }
+  /** A multi-label sample's classes by name ("none" for an empty set, "—" for no label). */
+  setName(set: number[] | null | undefined): string {
+    if (!set) return "—";
+    return set.length ? set.map((c) => this.labelName(c)).join(", ") : "none";
   }
 
   keyFor(id: number, model?: string): AnalysisKey {
@@ -105,18 +111,23 @@ export class App extends State {
     const cur = this.currentKey();
     if (!cur) return null;
     const a = this.sampleAnalysis(cur);
-    let pred: number, truth: number;
+    let ec: ErrorClasses | null;
     if (a) {
-      if (!misclassified(a.meta)) return null;
-      [pred, truth] = [a.meta.prediction, a.meta.true_label as number];
+      ec = errorClasses(verdictOf(a.meta));
     } else {
       // not analysed yet: the sample list's row already says (so all four maps go in the
       // request that the click sends, not in a second one after the first answer)
       const row = cur.model === this.get("model_name") ? this.rows.get(this.rowKey(cur.id)) : undefined;
-      if (!row || row.label === null || row.prediction === null || row.label === row.prediction) return null;
-      [pred, truth] = [row.prediction, row.label];
+      if (!row) return null;
+      ec = errorClasses(verdictOfRow(row));
     }
-    return { pred: withLabel(cur, pred), true: withLabel(cur, truth), loss: withLabel(cur, "loss") };
+    if (!ec) return null;
+    return {
+      pred: withLabel(cur, ec.pred),
+      true: ec.truth === null ? null : withLabel(cur, ec.truth),
+      loss: withLabel(cur, "loss"),
+      classes: ec,
+    };
   }
   /** Keys the viewer needs now: viewed sample, the compared model, the error maps, the grid. */
   neededKeys(): AnalysisKey[] {
@@ -135,7 +146,7 @@ export class App extends State {
     const cmp = this.get("compare");
     if (cur && cmp && cmp !== cur.model) add(this.keyFor(cur.id, cmp));
     const ek = this.errorKeys();
-    if (ek) [ek.pred, ek.true, ek.loss].forEach(add);
+    if (ek) [ek.pred, ek.true, ek.loss].forEach((k) => k && add(k));
     if (this.get("grid") && tab === "CAM") {
       for (const id of this.gridIds()) {
         if (!cur || id !== cur.id) add(this.keyFor(id));

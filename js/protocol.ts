@@ -1,6 +1,6 @@
 // Messages between the page and the kernel, and decoding of their binary buffers.
 
-import type { AnalysisKey, LayerMeta, Reply, SegmentationMeta } from "./wire";
+import type { AnalysisKey, LayerMeta, Reply, Row, SegmentationMeta } from "./wire";
 
 export type { AnalysisKey, LayerMeta, SegmentationMeta };
 /** An analysis message (the kernel's answer to one key), as wire.ts declares it. */
@@ -49,12 +49,73 @@ export function withLabel(k: AnalysisKey, label: AnalysisKey["label"]): Analysis
 /** Classification tasks: a prediction is a class that can differ from the true label. */
 const NOT_CLASSES = new Set(["regression", "segmentation"]);
 
-/** The sample has a true class and the model predicted another one. */
+/** What the error maps of a wrong sample explain: the prediction and the truth (a multi-label
+ * sample: an "extra" class, predicted but not true (the top class if it is one), else the top
+ * class, and the first true class "missed", null when none was) and how to caption them. */
+export interface ErrorClasses {
+  pred: number;
+  truth: number | null;
+  predTitle: string;
+  trueTitle: string;
+}
+
+/** The sample's prediction, truth and (multi-label) class sets, from an analysis or a row. */
+export interface Verdict {
+  task?: string;
+  prediction: number | null;
+  truth: unknown;
+  predictedSet?: number[] | null;
+  trueSet?: number[] | null;
+}
+
+function sameSet(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((c) => b.includes(c));
+}
+
+/** The error maps' classes when the sample is known to be wrong, else null: a true class
+ * other than the prediction (classification tasks only), or a multi-label sample whose
+ * predicted set is not its true set. */
+export function errorClasses(v: Verdict): ErrorClasses | null {
+  if (v.task === "multilabel") {
+    const truth = v.trueSet, predicted = v.predictedSet ?? [];
+    if (!Array.isArray(truth) || sameSet(truth, predicted) || v.prediction === null) return null;
+    const extra = predicted.filter((c) => !truth.includes(c));
+    const missed = truth.filter((c) => !predicted.includes(c));
+    const fp = extra.includes(v.prediction) ? v.prediction : extra[0];
+    return {
+      pred: fp ?? v.prediction,
+      truth: missed.length ? missed[0] : null,
+      predTitle: fp === undefined ? "predicted" : "extra",
+      trueTitle: "missed",
+    };
+  }
+  const t = v.truth;
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 0) return null;
+  if (v.task !== undefined && NOT_CLASSES.has(v.task)) return null;
+  if (typeof v.prediction !== "number" || v.prediction === t) return null;
+  return { pred: v.prediction, truth: t, predTitle: "predicted", trueTitle: "true" };
+}
+
+/** An analysis's verdict. */
+export function verdictOf(m: AnalysisMeta): Verdict {
+  return { task: m.task, prediction: m.prediction, truth: m.true_label, predictedSet: m.predicted_set, trueSet: m.true_set };
+}
+
+/** A sample-list row's verdict (a row with a label set is a multi-label model's). */
+export function verdictOfRow(r: Pick<Row, "label" | "prediction" | "label_set" | "prediction_set">): Verdict {
+  return {
+    task: r.label_set !== undefined ? "multilabel" : undefined,
+    prediction: r.prediction,
+    truth: r.label,
+    predictedSet: r.prediction_set,
+    trueSet: r.label_set,
+  };
+}
+
+/** The sample has a true class and the model predicted another one (a multi-label sample:
+ * another set of classes). */
 export function misclassified(m: AnalysisMeta): boolean {
-  const t = m.true_label;
-  if (typeof t !== "number" || !Number.isInteger(t) || t < 0) return false;
-  if (m.task !== undefined && NOT_CLASSES.has(m.task)) return false;
-  return typeof m.prediction === "number" && m.prediction !== t;
+  return errorClasses(verdictOf(m)) !== null;
 }
 
 /** The per-pixel classes of a segmentation (`h * w` values of `dtype`, little-endian). */

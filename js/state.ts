@@ -31,7 +31,7 @@ export interface Row extends WireRow {
   thumb: string; // object URL
 }
 
-export type Stats = Pick<StatsReply, "accuracy" | "n" | "confusion">;
+export type Stats = Pick<StatsReply, "accuracy" | "accuracy_title" | "n" | "confusion">;
 
 export interface Visual extends Pick<VisualReply, "kind" | "text" | "message" | "traceback" | "figure" | "width" | "height"> {
   url?: string;

@@ -24,11 +24,14 @@ export interface LayerMeta {
   w: number;
 }
 
+/** A sample-list row; a multi-label model's rows add the true and predicted class sets (`label_set` None: the item has no multi-hot label). */
 export interface Row {
   id: number;
   label: number | null;
   prediction: number | null;
   loss: number | null;
+  label_set?: number[] | null;
+  prediction_set?: number[];
 }
 
 /** A colour-by column of the scatter; its values travel in a buffer of `dtype`. */
@@ -181,6 +184,8 @@ export interface AnalysisReply {
   image: boolean;
   image_size?: number[];
   segmentation?: SegmentationMeta;
+  true_set?: number[] | null;
+  predicted_set?: number[];
 }
 
 /** Buffers: one PNG thumbnail per row. */
@@ -193,12 +198,14 @@ export interface RowsReply {
   page: number | null;
 }
 
+/** `accuracy_title` names what `accuracy` counts: classes, whole label sets (a multi-label model) or pixels (a segmentation). */
 export interface StatsReply {
   type: "stats";
   rid: number | null;
   model: string;
   slice: string;
   accuracy: number | null;
+  accuracy_title: string;
   n: number;
   confusion: number[][] | null;
 }

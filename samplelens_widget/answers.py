@@ -21,7 +21,7 @@ from samplelens_widget.data import png_bytes
 from samplelens_widget.population_view import PopState, Population
 from samplelens_widget.protocol import replies
 from samplelens_widget.session import Session
-from samplelens_widget.slice_stats import class_label, class_mask, sample_losses
+from samplelens_widget.slice_stats import class_label, class_mask, class_set, sample_losses
 from samplelens_widget.visualizers import plotly_js_bytes, render_visual
 
 __all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
@@ -64,6 +64,9 @@ class Answers:
         true_label = class_label(label, res.num_classes) if res.task != "regression" else None
         image = s.image(key.slice, key.id, key.connection) if with_image else None
         mask = None
+        true_set = None
+        if res.task == "multilabel":  # a label set, not one class
+            true_label, true_set = None, class_set(label, res.num_classes)
         if res.task == "segmentation":
             true_label = None
             found = class_mask(label, tuple(res.logits.shape[2:]), res.num_classes)
@@ -72,7 +75,9 @@ class Answers:
         out = Output(torch.from_numpy(res.logits[:1]), res.task, None)
         loss = sample_losses(out, [label])[0]
         loss_value = None if math.isnan(loss) else loss
-        return replies.analysis(key.as_dict(), res, true_label, image, rid, mask, loss_value)
+        return replies.analysis(
+            key.as_dict(), res, true_label, image, rid, mask, loss_value, true_set
+        )
 
     def analyze(self, req: dict[str, Any]) -> None:
         rid = req.get("rid")

@@ -21,7 +21,9 @@ from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
 
-__all__ = ["SliceStats", "class_label", "class_mask", "sample_losses"]
+__all__ = [
+    "SliceStats", "class_label", "class_mask", "class_set", "pixel_accuracies", "sample_losses"
+]
 
 Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
 
@@ -89,8 +91,13 @@ class SliceStats:
         """Predictions, true labels and losses of some samples (batched). A sample without a
         class label (``None``, or a label that is not a class index) has label ``-1`` and loss
         NaN; the loss is ``targets.Loss``'s (cross entropy, or binary cross entropy for one
-        logit)."""
+        logit). A multi-label model adds ``label_sets`` and ``prediction_sets`` (class lists;
+        a label that is no multi-hot row: None) and ``correct`` (1 where the two sets are equal,
+        0 where they differ, -1 without a label)."""
         preds, labels, losses = [], [], []
+        label_sets: list[list[int] | None] = []
+        pred_sets: list[list[int]] = []
+        pixel_acc: list[float] = []
         bs = batch_size or self.batch_size
         for start in range(0, len(ids), bs):
             chunk = ids[start : start + bs]
@@ -102,17 +109,35 @@ class SliceStats:
             preds += out.predictions().tolist()
             labels += [-1 if y is None else y for y in ys]
             losses += sample_losses(out, [it[1] for it in items])
+            if out.task == "multilabel":
+                label_sets += [class_set(it[1], k) for it in items]
+                pred_sets += out.predicted_sets()
+            if out.task == "segmentation":
+                pixel_acc += pixel_accuracies(out, [it[1] for it in items])
             self._num_classes.setdefault(model_name, k)
-        return {
+        p: dict[str, Any] = {
             "predictions": np.asarray(preds, dtype=np.int64),
             "labels": np.asarray(labels, dtype=np.int64),
             "losses": np.asarray(losses, dtype=np.float64),
         }
+        if pixel_acc:
+            p["pixel_accuracy"] = np.asarray(pixel_acc, dtype=np.float64)
+        if label_sets or pred_sets:
+            p["label_sets"], p["prediction_sets"] = label_sets, pred_sets
+        if len(label_sets) == len(ids) and ids:
+            p["correct"] = np.asarray(
+                [-1 if y is None else int(y == q) for y, q in zip(label_sets, pred_sets,
+                                                                  strict=True)],
+                dtype=np.int64,
+            )
+        return p
 
     # ---------------------------------------------------------------- slices
     def of_slice(self, model_name: str, slice_name: str) -> dict[str, Any]:
         """Predictions of the whole slice (cached per (model, slice)): ``predictions``,
-        ``labels``, ``losses``, ``confusion``, ``accuracy``, ``num_classes``."""
+        ``labels``, ``losses``, ``confusion``, ``accuracy``, ``num_classes`` (a multi-label
+        model's accuracy: the share of samples whose label set is predicted exactly, no
+        confusion; a segmentation's: the mean pixel accuracy over items with a mask)."""
         key = (model_name, slice_name)
         with self.lock:
             once = self._once.setdefault(key, threading.Lock())
@@ -131,6 +156,14 @@ class SliceStats:
         # taken per batch
         p = self.predict(model_name, slice_name, list(range(n)), self.slice_batch_size)
         k = self._num_classes[model_name] if n else 0
+        if "correct" in p:  # multi-label: a sample is right when its whole label set is
+            right = p["correct"][p["correct"] >= 0]
+            acc = float(right.mean()) if right.size else None
+            return {**p, "confusion": None, "accuracy": acc, "num_classes": k}
+        if "pixel_accuracy" in p:  # segmentation: the mean pixel accuracy of the masked items
+            pa = p["pixel_accuracy"][np.isfinite(p["pixel_accuracy"])]
+            acc = float(pa.mean()) if pa.size else None
+            return {**p, "confusion": None, "accuracy": acc, "num_classes": k}
         labelled = (p["labels"] >= 0) & (p["labels"] < k)
         conf = np.zeros((k, k), dtype=np.int64)
         np.add.at(conf, (p["labels"][labelled], p["predictions"][labelled]), 1)
@@ -142,41 +175,39 @@ class SliceStats:
         return {**p, "confusion": conf, "accuracy": acc, "num_classes": k}
 
     def rows(self, model_name: str, slice_name: str, ids: list[int]) -> list[Row]:
-        """Sample-list rows: id, true label, prediction, loss (from the slice's statistics when
-        they are computed; one bad sample leaves its own row empty, not the others)."""
+        """Sample-list rows: id, true label, prediction, loss, and a multi-label model's label
+        and prediction sets (from the slice's statistics when they are computed; one bad sample
+        leaves its own row empty, not the others)."""
         stats = self.known(model_name, slice_name)
         if stats is not None:
-            preds = [int(stats["predictions"][i]) for i in ids]
-            labels = [int(stats["labels"][i]) for i in ids]
-            losses = [float(stats["losses"][i]) for i in ids]
-        else:
-            preds, labels, losses = [], [], []
-            try:
-                p = self.predict(model_name, slice_name, ids)
-                parts = [(p["predictions"].tolist(), p["labels"].tolist(), p["losses"].tolist())]
-            except Exception:  # one bad sample must not hide the others: one at a time
-                parts = []
-                for i in ids:
-                    try:
-                        q = self.predict(model_name, slice_name, [i])
-                        parts.append(
-                            (q["predictions"].tolist(), q["labels"].tolist(), q["losses"].tolist())
-                        )
-                    except Exception:
-                        parts.append(([-1], [-1], [math.nan]))
-            for a, b, c in parts:
-                preds += a
-                labels += b
-                losses += c
-        return [
-            {
-                "id": int(i),
-                "label": None if y < 0 else int(y),
-                "prediction": None if pred < 0 else int(pred),
-                "loss": None if math.isnan(loss) else float(loss),
-            }
-            for i, pred, y, loss in zip(ids, preds, labels, losses, strict=True)
-        ]
+            return [_row(stats, i, i) for i in ids]
+        try:
+            p = self.predict(model_name, slice_name, ids)
+            return [_row(p, i, r) for r, i in enumerate(ids)]
+        except Exception:  # one bad sample must not hide the others: one at a time
+            out: list[Row] = []
+            for i in ids:
+                try:
+                    out.append(_row(self.predict(model_name, slice_name, [i]), i, 0))
+                except Exception:
+                    out.append({"id": int(i), "label": None, "prediction": None, "loss": None})
+            return out
+
+
+def _row(p: Mapping[str, Any], i: int, at: int) -> Row:
+    """The row of sample ``i``, at index ``at`` of ``predict``'s arrays ``p`` (``at == i`` in
+    a slice's statistics)."""
+    y, pred, loss = int(p["labels"][at]), int(p["predictions"][at]), float(p["losses"][at])
+    row: Row = {
+        "id": int(i),
+        "label": None if y < 0 else y,
+        "prediction": None if pred < 0 else pred,
+        "loss": None if math.isnan(loss) else loss,
+    }
+    if "label_sets" in p:
+        row["label_set"] = p["label_sets"][at]
+        row["prediction_set"] = p["prediction_sets"][at]
+    return row
 
 
 def class_label(y: Any, k: int) -> int | None:
@@ -188,6 +219,23 @@ def class_label(y: Any, k: int) -> int | None:
     if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < k:
         return None
     return y
+
+
+def class_set(y: Any, k: int) -> list[int] | None:
+    """A multi-label dataset label (a multi-hot row of ``k`` values in ``[0, 1]``, read at 0.5)
+    as its sorted classes, or None (no label, or not such a row)."""
+    if y is None or isinstance(y, (int, float, str, bool)):
+        return None
+    try:
+        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    except (TypeError, ValueError):
+        return None
+    if t.dim() != 1 or t.shape[0] != k:
+        return None
+    t = t.float()
+    if t.numel() and (float(t.min()) < 0 or float(t.max()) > 1):
+        return None
+    return [int(c) for c in torch.nonzero(t >= 0.5).flatten().tolist()]
 
 
 def class_mask(y: Any, grid: tuple[int, ...], k: int) -> torch.Tensor | None:
@@ -209,10 +257,24 @@ def class_mask(y: Any, grid: tuple[int, ...], k: int) -> torch.Tensor | None:
     return t
 
 
+def pixel_accuracies(out: Output, labels: Sequence[Any]) -> list[float]:
+    """A segmentation's share of pixels predicted as their true mask's class, per sample (NaN
+    where the label is no mask)."""
+    grid = tuple(out.scores.shape[2:])
+    px = out.pixel_predictions().cpu()
+    acc = []
+    for r, y in enumerate(labels):
+        mask = class_mask(y, grid, out.num_classes)
+        acc.append(math.nan if mask is None else float((px[r] == mask).float().mean()))
+    return acc
+
+
 def sample_losses(out: Output, labels: Sequence[Any]) -> list[float]:
     """Each sample's loss (``targets.Loss``) against its dataset label: cross entropy, or binary
     cross entropy for one logit, where the label is a class; a segmentation's mean pixel loss
-    where it is a mask; NaN where there is no such label (or the task has no class labels)."""
+    where it is a mask; the mean binary cross entropy over the classes where a multi-label
+    model's label is a multi-hot row; NaN where there is no such label (or the task has no
+    class labels)."""
     loss = [math.nan] * out.n
     k = out.num_classes
     if out.task in ("multiclass", "binary"):
@@ -223,6 +285,12 @@ def sample_losses(out: Output, labels: Sequence[Any]) -> list[float]:
             values = Loss([ys[r] for r in rows]).scores(sub).tolist()
             for r, v in zip(rows, values, strict=True):
                 loss[r] = float(v)
+    elif out.task == "multilabel":
+        for r, y in enumerate(labels):
+            if class_set(y, k) is not None:
+                hot = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+                sub = Output(out.scores[r : r + 1], out.task, None)
+                loss[r] = float(Loss(hot.float()[None]).scores(sub)[0])
     elif out.task == "segmentation":
         grid = tuple(out.scores.shape[2:])
         for r, y in enumerate(labels):

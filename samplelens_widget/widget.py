@@ -238,8 +238,11 @@ class SampleLens(anywidget.AnyWidget):
         if self.selected and self.viewed is None:
             self.viewed = self.selected[0]
         self._learn_depths()
-        if s.analyses.task(initial_model) == "segmentation":
-            self.color_by = "loss"  # no class label per sample: colour by the mean pixel loss
+        task = s.analyses.task(initial_model)
+        if self.color_by == "label" and task in ("segmentation", "multilabel"):
+            # no one class label per sample: colour by the mean pixel loss, or by whether the
+            # whole label set is right
+            self.color_by = "loss" if task == "segmentation" else "correct"
         self.on_msg(self._on_msg)
 
     # ------------------------------------------------------------ validation

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AnalysisMeta, SegmentationMeta } from "../protocol";
-import { decodeAnalysis, decodePixels, keyString, mapAt, misclassified, toBytes, withLabel } from "../protocol";
+import { decodeAnalysis, decodePixels, errorClasses, keyString, mapAt, misclassified, toBytes, verdictOfRow, withLabel } from "../protocol";
 import { displaySize } from "../overlay";
 
 function meta(layers: [number, number, number][], image = false): AnalysisMeta {
@@ -113,6 +113,26 @@ describe("binary decoding", () => {
     expect(misclassified({ ...m, task: "binary", prediction: 0, true_label: 1, probabilities: [0.3] })).toBe(true);
     expect(misclassified({ ...m, task: "regression", prediction: 0, true_label: 3, probabilities: null, topk: [] })).toBe(false);
     expect(misclassified({ ...m, task: "regression", prediction: 0, true_label: 0.5 })).toBe(false);
+  });
+
+  it("multi-label: wrong when the predicted set is not the true set; the maps show a false positive and a missed class", () => {
+    const m = { ...meta([]), task: "multilabel" };
+    expect(misclassified({ ...m, prediction: 1, true_set: [1, 3], predicted_set: [3, 1] })).toBe(false);
+    expect(misclassified({ ...m, prediction: 1, true_set: null, predicted_set: [1] })).toBe(false);
+    expect(misclassified({ ...m, prediction: 1, true_set: [], predicted_set: [] })).toBe(false);
+    // the top class 4 is a false positive; 2 was missed
+    expect(errorClasses({ task: "multilabel", prediction: 4, truth: null, predictedSet: [1, 4], trueSet: [1, 2] })).toEqual({
+      pred: 4, truth: 2, predTitle: "extra", trueTitle: "missed",
+    });
+    // only a missed class: the top class (right) and the missed one
+    expect(errorClasses({ task: "multilabel", prediction: 1, truth: null, predictedSet: [1], trueSet: [1, 2] })).toMatchObject({ pred: 1, truth: 2, predTitle: "predicted" });
+    // only a false positive: no missed class to show
+    expect(errorClasses({ task: "multilabel", prediction: 0, truth: null, predictedSet: [0, 3], trueSet: [0] })).toMatchObject({ pred: 3, truth: null });
+    // a row says the same as the analysis
+    const row = { label: null, prediction: 4, label_set: [1, 2], prediction_set: [1, 4] };
+    expect(errorClasses(verdictOfRow(row))?.pred).toBe(4);
+    expect(errorClasses(verdictOfRow({ label: 2, prediction: 2 }))).toBeNull();
+    expect(errorClasses(verdictOfRow({ label: 2, prediction: 1 }))).toMatchObject({ pred: 1, truth: 2 });
   });
 
   it("mapAt: null is the deepest; a missing depth clamps down", () => {

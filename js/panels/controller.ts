@@ -144,7 +144,9 @@ export class Controller {
     // The loss needs a true label; whether the sample has one does not depend on the algorithm,
     // the label or the contrast: any analysis of this sample tells.
     const sample = app.sampleAnalysis(k);
-    const hasTrue = sample !== null && sample.meta.true_label !== null && sample.meta.true_label !== undefined;
+    // (a class, a multi-label set or a segmentation mask: the sample's loss is known then)
+    const m = sample?.meta;
+    const hasTrue = !!m && ((m.true_label !== null && m.true_label !== undefined) || (m.loss !== null && m.loss !== undefined));
     if (hasTrue || label === LOSS) opts.push([LOSS, "Loss (true label)"]);
     setOptions(this.label, opts, label === null ? "" : String(label));
     setOptions(this.contrast, [["", "—"], ...info.label_names.map((n, i): [string, string] => [String(i), n])], contrast === null ? "" : String(contrast));

@@ -71,12 +71,15 @@ export class ErrorAnalysis {
     }
     const m = a.meta;
     const t = m.true_label;
-    const ok = t !== null && t === m.prediction;
+    const multi = m.task === "multilabel";
+    const trueSet = m.true_set ?? null;
+    const hasTruth = multi ? Array.isArray(trueSet) : t !== null;
+    const ok = hasTruth && !misclassified(m);
     // A regression or a segmentation has no single class to be right or wrong about.
     const classes = m.task === undefined || !["regression", "segmentation"].includes(m.task);
     const badge = !classes
       ? h("span", { class: "sl-badge" }, m.task)
-      : t === null
+      : !hasTruth
       ? h("span", { class: "sl-badge" }, "no label")
       : h("span", { class: `sl-badge ${ok ? "sl-ok" : "sl-bad"}`, "data-role": "badge" }, ok ? "correct" : "incorrect");
     const probs = m.probabilities ?? null;
@@ -87,7 +90,7 @@ export class ErrorAnalysis {
       bars.append(
         h(
           "div",
-          { class: `sl-bar-row${c === t ? " sl-bar-true" : ""}` },
+          { class: `sl-bar-row${(multi ? trueSet?.includes(c) : c === t) ? " sl-bar-true" : ""}` },
           h("span", { class: "sl-bar-name", title: app.labelName(c) }, app.labelName(c)),
           h("span", { class: "sl-bar-track" }, h("span", { class: "sl-bar", style: { width: `${width.toFixed(1)}%` } })),
           h("span", { class: "sl-num" }, fmt(p, 3)),
@@ -98,7 +101,7 @@ export class ErrorAnalysis {
     const sliceInfo = h("div", { class: "sl-slice-stats", "data-role": "slice-stats" });
     if (st) {
       sliceInfo.append(
-        h("div", {}, h("b", {}, "Slice accuracy "), st.accuracy === null ? "—" : `${(st.accuracy * 100).toFixed(1)}% of ${st.n}`),
+        h("div", {}, h("b", {}, `${st.accuracy_title ?? "Slice accuracy"} `), st.accuracy === null ? "—" : `${(st.accuracy * 100).toFixed(1)}% of ${st.n}`),
       );
       if (st.confusion && t !== null && t >= 0 && t < st.confusion.length) {
         const row = st.confusion[t];
@@ -120,17 +123,21 @@ export class ErrorAnalysis {
     const seg = m.task === "segmentation" && m.segmentation ? this.segmentationRows(m) : null;
     const parts: (HTMLElement | null)[] = [
       h("div", { class: "sl-kv" }, h("span", {}, "sample"), h("b", {}, `#${k.id}`), badge),
-      ...(seg ?? [h("div", { class: "sl-kv" }, h("span", {}, "true"), h("b", { "data-role": "true-label" }, app.labelName(t)))]),
-      h(
-        "div",
-        { class: "sl-kv" },
-        h("span", {}, "predicted"),
-        h("b", { "data-role": "pred-label" }, app.labelName(m.prediction)),
-        h("span", { class: "sl-muted" }, probs ? fmt(probs[m.prediction], 3) : "—"),
-      ),
+      ...(seg ?? [
+        h("div", { class: "sl-kv" }, h("span", {}, "true"), h("b", { "data-role": "true-label" }, multi ? app.setName(trueSet) : app.labelName(t))),
+      ]),
+      multi
+        ? h("div", { class: "sl-kv" }, h("span", {}, "predicted"), h("b", { "data-role": "pred-label" }, app.setName(m.predicted_set ?? [])))
+        : h(
+            "div",
+            { class: "sl-kv" },
+            h("span", {}, "predicted"),
+            h("b", { "data-role": "pred-label" }, app.labelName(m.prediction)),
+            h("span", { class: "sl-muted" }, probs ? fmt(probs[m.prediction], 3) : "—"),
+          ),
       seg && m.loss === null ? null : h("div", { class: "sl-kv" }, h("span", {}, "loss"), h("b", { "data-role": "loss" }, fmt(m.loss, 4))),
       wrong ? this.maps : null,
-      h("div", { class: "sl-subtitle" }, topk.length ? `Top-${topk.length} probabilities` : "Probabilities"),
+      h("div", { class: "sl-subtitle" }, topk.length ? `Top-${topk.length} probabilities${multi ? " (each class on its own)" : ""}` : "Probabilities"),
       bars,
       sliceInfo,
     ];
@@ -178,11 +185,13 @@ export class ErrorAnalysis {
     }
     if (ek) {
       const app = this.app;
-      this.slots[0].caption.textContent = `predicted: ${app.labelName(ek.pred.label as number)}`;
-      this.slots[1].caption.textContent = `true: ${app.labelName(ek.true.label as number)}`;
+      const c = ek.classes;
+      this.slots[0].caption.textContent = `${c.predTitle}: ${app.labelName(c.pred)}`;
+      this.slots[1].caption.textContent = c.truth === null ? "" : `${c.trueTitle}: ${app.labelName(c.truth)}`;
       this.slots[2].caption.textContent = "loss";
       for (const s of this.slots) s.caption.title = s.caption.textContent ?? "";
     }
+    for (const s of this.slots) s.wrap.style.display = ek && !s.key ? "none" : "";
     return ek !== null;
   }
 

@@ -2,6 +2,7 @@
 import type { App } from "../app";
 import { PAGE_SIZE } from "../app";
 import { fmt, h, stopKeys } from "../dom";
+import { errorClasses, verdictOfRow } from "../protocol";
 
 export class SampleList {
   el: HTMLElement;
@@ -102,7 +103,10 @@ export class SampleList {
     const frag = document.createDocumentFragment();
     for (const id of ids) {
       const r = app.rows.get(app.rowKey(id));
-      const wrong = r && r.label !== null && r.label !== r.prediction;
+      const multi = r?.label_set !== undefined;
+      const wrong = r && errorClasses(verdictOfRow(r)) !== null;
+      const truth = r ? (multi ? app.setName(r.label_set) : app.labelName(r.label)) : "…";
+      const pred = r ? (multi ? app.setName(r.prediction_set) : app.labelName(r.prediction)) : "";
       const s = sim?.sims.get(id);
       const row = h(
         "div",
@@ -118,8 +122,8 @@ export class SampleList {
         },
         r ? h("img", { class: "sl-thumb", src: r.thumb, alt: "" }) : h("span", { class: "sl-thumb sl-ph" }),
         h("span", { class: "sl-id" }, String(id)),
-        h("span", { class: "sl-lab" }, r ? app.labelName(r.label) : "…"),
-        h("span", { class: `sl-lab${wrong ? " sl-wrong" : ""}` }, r ? app.labelName(r.prediction) : ""),
+        h("span", { class: "sl-lab", title: truth }, truth),
+        h("span", { class: `sl-lab${wrong ? " sl-wrong" : ""}`, title: pred }, pred),
         h("span", { class: "sl-num" }, r ? fmt(r.loss, 2) : ""),
       );
       frag.append(row);

@@ -124,6 +124,12 @@ class Output:
             return counts.argmax(dim=1)
         return s.argmax(dim=1)
 
+    def predicted_sets(self) -> list[list[int]]:
+        """A multi-label model's predicted classes per sample: those of sigmoid >= 0.5 (a
+        logit >= 0), sorted."""
+        on = self.scores.detach() >= 0
+        return [[int(c) for c in torch.nonzero(row).flatten().tolist()] for row in on]
+
     def class_scores(self, classes: torch.Tensor) -> torch.Tensor:
         """``(N,)`` the score that stands for class ``classes[i]`` of each sample (see the
         module's table)."""

@@ -125,7 +125,8 @@ def slice_columns(
 ) -> list[tuple[ColumnMeta, bytes]]:
     """(meta, data) of every colour-by column of a slice: true label, prediction, correct and
     loss from the slice's statistics (``labels``, ``predictions``, ``losses``,
-    ``num_classes``), then the user's ``metadata`` columns (``encode_colors``'s output)."""
+    ``num_classes``, a multi-label model's ``correct``), then the user's ``metadata`` columns
+    (``encode_colors``'s output)."""
     k = int(stats["num_classes"])
     labels = np.asarray(stats["labels"], dtype=np.int64)
     preds = np.asarray(stats["predictions"], dtype=np.int64)
@@ -135,6 +136,9 @@ def slice_columns(
         (_category("prediction", "Predicted", names), _codes(preds, k)),
     ]
     correct = np.where(labels < 0, 255, (labels == preds).astype(np.int64))
+    if "correct" in stats:  # multi-label: the whole label set is right or not
+        right = np.asarray(stats["correct"], dtype=np.int64)
+        correct = np.where(right < 0, 255, right)
     out.append(
         (
             _category("correct", "Correct", ["incorrect", "correct"], palette="correct"),

@@ -68,10 +68,15 @@ class LayerMeta(TypedDict):
 
 
 class Row(TypedDict):
+    """A sample-list row; a multi-label model's rows add the true and predicted class sets
+    (``label_set`` None: the item has no multi-hot label)."""
+
     id: int
     label: int | None
     prediction: int | None
     loss: float | None
+    label_set: NotRequired[list[int] | None]
+    prediction_set: NotRequired[list[int]]
 
 
 class ColumnMeta(TypedDict):
@@ -237,6 +242,8 @@ class AnalysisReply(TypedDict):
     image: bool
     image_size: NotRequired[list[int]]
     segmentation: NotRequired[SegmentationMeta]
+    true_set: NotRequired[list[int] | None]
+    predicted_set: NotRequired[list[int]]
 
 
 class RowsReply(TypedDict):
@@ -251,11 +258,15 @@ class RowsReply(TypedDict):
 
 
 class StatsReply(TypedDict):
+    """``accuracy_title`` names what ``accuracy`` counts: classes, whole label sets (a
+    multi-label model) or pixels (a segmentation)."""
+
     type: Literal["stats"]
     rid: int | None
     model: str
     slice: str
     accuracy: float | None
+    accuracy_title: str
     n: int
     confusion: list[list[int]] | None
 

@@ -87,10 +87,12 @@ def analysis(
     rid: int | None = None,
     mask: np.ndarray | None = None,
     loss: float | None = None,
+    true_set: list[int] | None = None,
 ) -> tuple[AnalysisReply, list[bytes]]:
     """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``
     (+ a segmentation's pixel predictions, with ``mask`` the item's true mask if it has one).
-    ``loss``: the sample's loss against its label, as the sample list shows it."""
+    ``loss``: the sample's loss against its label, as the sample list shows it; ``true_set``:
+    a multi-label item's true classes."""
     k = int(res.num_classes)
     probs = None if res.probabilities is None else res.probabilities[0].astype(np.float64)
     buffers: list[bytes] = []
@@ -132,6 +134,9 @@ def analysis(
         buffers.append(png_bytes(image))
         meta["image"] = True
         meta["image_size"] = [int(image.shape[0]), int(image.shape[1])]
+    if res.task == "multilabel":
+        meta["true_set"] = true_set
+        meta["predicted_set"] = [int(c) for c in np.flatnonzero(res.logits[0] >= 0)]
     if res.task == "segmentation":
         meta["segmentation"], pixels = segmentation(res, mask)
         buffers.append(pixels)
@@ -142,14 +147,24 @@ def stats(
     model: str, slice: str, s: Mapping[str, Any], rid: int | None = None
 ) -> tuple[StatsReply, list[bytes]]:
     """Accuracy and (up to 200 classes) the confusion matrix of a slice."""
+    title = (
+        "Slice exact-match accuracy" if "correct" in s
+        else "Slice pixel accuracy" if "pixel_accuracy" in s
+        else "Slice accuracy"
+    )
     msg: StatsReply = {
         "type": "stats",
         "rid": rid,
         "model": model,
         "slice": slice,
         "accuracy": s["accuracy"],
+        "accuracy_title": title,
         "n": int(len(s["predictions"])),
-        "confusion": s["confusion"].tolist() if s["num_classes"] <= 200 else None,
+        "confusion": (
+            s["confusion"].tolist()
+            if s["confusion"] is not None and s["num_classes"] <= 200
+            else None
+        ),
     }
     return msg, []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import harness
 import pytest
 import torch
 from widget_helpers import canvas, fakes, set_slider, settle, wait_canvas
@@ -134,3 +135,63 @@ def test_single_output_models_show_dashes_not_errors(light_page, data, task, fn,
         assert page.locator("[data-role=error-maps]").count() == 0
         assert "incorrect" not in text and "correct" not in text
         assert page.inner_text("[data-role=topk]") == "—"
+
+
+class _MultiHot(torch.utils.data.Dataset):
+    """Blobs with a multi-hot label: the blob's class and, for every third sample, the next."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        hot = torch.zeros(5)
+        hot[[y, (y + 1) % 5] if i % 3 == 0 else [y]] = 1
+        return x, hot
+
+
+def test_a_multilabel_model_shows_label_sets_in_the_list_and_the_error_analysis(light_page, data):
+    net, val = TinyNet(), _MultiHot(data["val"])
+    with torch.no_grad():
+        logits = net(torch.stack([val[i][0] for i in range(len(val))]))
+    names = lambda cs: ", ".join(NAMES[c] for c in cs) or "none"  # noqa: E731
+    pred = [[c for c in range(5) if logits[i, c] > 0] for i in range(len(val))]
+    true = [[c for c in range(5) if val[i][1][c] == 1] for i in range(len(val))]
+    wrong = next(i for i in range(len(val)) if pred[i] != true[i])
+    lens = SampleLens(net, val, task="multilabel", label_names=NAMES)
+    lens.selected = [wrong]
+    lens.viewed = wrong
+    h = light_page(lens)
+    settle(lens, h)
+    page = h.page
+    wait_canvas(page)
+    row = page.locator(f".sl-row[data-id='{wrong}'] .sl-lab")
+    page.wait_for_function(
+        "(id) => document.querySelector(`.sl-row[data-id='${id}'] .sl-lab`).innerText !== '…'",
+        arg=wrong,
+    )
+    assert row.all_inner_texts() == [names(true[wrong]), names(pred[wrong])]
+    assert "sl-wrong" in row.nth(1).get_attribute("class")
+    page.wait_for_selector("[data-role=badge]")
+    assert page.inner_text("[data-role=badge]") == "incorrect"
+    assert page.inner_text("[data-role=true-label]") == names(true[wrong])
+    assert page.inner_text("[data-role=pred-label]") == names(pred[wrong])
+    # the maps: a class predicted but not true (or the top class), a true class missed, the loss;
+    # the scatter opens coloured by whether the whole set is right
+    assert lens.color_by == "correct"
+    wait_canvas(page, MAPS["loss"])
+    captions = [c for c in page.locator("[data-role=error-maps] .sl-caption").all_inner_texts()]
+    extra = [c for c in pred[wrong] if c not in true[wrong]]
+    missed = [c for c in true[wrong] if c not in pred[wrong]]
+    top = int(logits[wrong].argmax())
+    fp = top if top in extra else (extra[0] if extra else None)
+    assert captions[0] == (f"extra: {NAMES[fp]}" if fp is not None else f"predicted: {NAMES[top]}")
+    assert captions[1] == (f"missed: {NAMES[missed[0]]}" if missed else "")
+    assert captions[2] == "loss"
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=slice-stats]').innerText.includes('exact-match')"
+    )
+    harness.screenshot(page.locator(".sl-root"), "multilabel-light")

@@ -85,6 +85,11 @@ def test_the_analysis_carries_the_pixels_share_iou_and_pixel_accuracy(lens):
         assert len(bufs) == len(meta["layers"]) + 2  # maps, the input PNG, the pixels
         want = F.cross_entropy(out[None], torch.as_tensor(mask)[None].long()).item()
         assert meta["loss"] == pytest.approx(want, rel=1e-4)  # the mean pixel loss
+    meta, _ = reply(lens, label="loss")  # the map of the mean pixel loss against the mask
+    assert meta["explained"] == "loss (true label)"
+    want = F.cross_entropy(out[None], torch.as_tensor(mask)[None].long()).item()
+    lens.label = "loss"
+    np.testing.assert_allclose(lens.result.scores, [want], rtol=1e-4)
     probs = torch.softmax(out, 0).mean((1, 2)).numpy()
     np.testing.assert_allclose(reply(lens)[0]["probabilities"], probs, rtol=1e-5)
 
@@ -108,6 +113,12 @@ def test_the_list_and_the_population_show_the_mean_pixel_loss(lens):
     want = [F.cross_entropy(output(lens, i)[None],
                             lens._session.slices[lens.slice][i][1][None]).item() for i in range(12)]
     np.testing.assert_allclose(losses, want, rtol=1e-4)
+    lens._on_msg(lens, {"type": "stats", "model": lens.model_name, "slice": lens.slice}, [])
+    [stats] = [c for c, _ in lens.sent if c["type"] == "stats"]
+    acc = [float((output(lens, i).argmax(0) == lens._session.slices[lens.slice][i][1])
+                 .float().mean()) for i in range(12)]
+    assert stats["accuracy"] == pytest.approx(np.mean(acc))
+    assert stats["accuracy_title"] == "Slice pixel accuracy" and stats["confusion"] is None
 
 
 def test_an_item_without_a_mask_has_no_iou(lens):

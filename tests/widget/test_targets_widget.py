@@ -126,3 +126,65 @@ def test_a_multilabel_model_has_sigmoid_probabilities_when_told():
     np.testing.assert_allclose(meta["probabilities"], torch.sigmoid(logits).numpy(), rtol=1e-5)
     with pytest.raises(ValueError, match=r"task: 'nonsense' is unknown"):
         make(task="nonsense")
+
+
+class _MultiHot(torch.utils.data.Dataset):
+    """Blobs with a multi-hot label: the blob's class and (for some samples) the next one."""
+
+    def __init__(self, n=24):
+        self.ds = Blobs(n)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        hot = torch.zeros(5)
+        hot[y] = 1
+        if i % 3 == 0:
+            hot[(y + 1) % 5] = 1
+        return x, hot
+
+
+def test_a_multilabel_model_has_label_sets_in_its_rows_stats_colours_and_analysis():
+    data = _MultiHot()
+    lens = make(data=data, task="multilabel", label_names=NAMES)
+    ids = list(range(len(data)))
+    # the expectation, from the model's logits and the multi-hot labels by hand
+    logits = torch.stack([logits_of(lens, i) for i in ids])
+    hots = torch.stack([data[i][1] for i in ids])
+    want_pred = [[c for c in range(5) if logits[i, c] > 0] for i in ids]
+    want_true = [[c for c in range(5) if hots[i, c] == 1] for i in ids]
+    want_loss = F.binary_cross_entropy_with_logits(logits, hots, reduction="none").mean(1)
+
+    lens._on_msg(lens, {"type": "rows", "model": lens.model_name, "slice": lens.slice,
+                        "ids": ids}, [])
+    [rows] = [c["rows"] for c, _ in lens.sent if c["type"] == "rows"]
+    assert [r["label_set"] for r in rows] == want_true
+    assert [r["prediction_set"] for r in rows] == want_pred
+    np.testing.assert_allclose([r["loss"] for r in rows], want_loss.numpy(), rtol=1e-4)
+
+    lens._on_msg(lens, {"type": "stats", "model": lens.model_name, "slice": lens.slice}, [])
+    [stats] = [c for c, _ in lens.sent if c["type"] == "stats"]
+    exact = np.mean([p == t for p, t in zip(want_pred, want_true, strict=True)])
+    assert stats["accuracy"] == pytest.approx(exact)
+    assert stats["accuracy_title"] == "Slice exact-match accuracy"
+    assert stats["confusion"] is None
+
+    # the scatter's "correct" column counts whole sets
+    from samplelens_widget.protocol.buffers import slice_columns
+
+    s = lens._session.stats.of_slice(lens.model_name, lens.slice)
+    cols = {m["key"]: data_ for m, data_ in slice_columns(s, NAMES, {})}
+    correct = np.frombuffer(cols["correct"], dtype=np.uint8)
+    assert correct.tolist() == [int(p == t) for p, t in zip(want_pred, want_true, strict=True)]
+
+    wrong = next(i for i in ids if want_pred[i] != want_true[i])
+    lens.viewed = wrong
+    meta = analysis(lens)
+    assert meta["true_set"] == want_true[wrong] and meta["predicted_set"] == want_pred[wrong]
+    assert meta["true_label"] is None
+    assert meta["loss"] == pytest.approx(float(want_loss[wrong]), rel=1e-4)
+    # the loss map explains the mean BCE against the multi-hot row
+    lens.label = "loss"
+    np.testing.assert_allclose(lens.result.scores, [float(want_loss[wrong])], rtol=1e-4)
