@@ -1,0 +1,125 @@
+"""The widget in real JupyterLab: clicks to maps on screen, through the kernel's websocket.
+
+    python benchmarks/bench_lab.py [--repeats 2]
+
+Starts JupyterLab on 127.0.0.1 (tests/ui/harness.py), opens a notebook that shows the demo
+widget with its misclassified validation samples in the list, and times in Chromium, from the
+click to the canvases drawn (the next animation frame):
+
+- a correct sample -> its overlay;
+- a wrong sample -> its three error maps (predicted, true, loss), nothing cached: the kernel's
+  analyses and the page's maps are cleared before each click.
+
+Prints a table and writes benchmarks/results/bench_lab.json. The light-page numbers of
+bench_widget.py include that harness's 100 ms polling of background replies; these do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui"), str(ROOT / "benchmarks")]
+
+import harness  # noqa: E402
+from bench_widget import JS_CLICK_TO_DRAW, JS_CLICK_TO_ERROR_MAPS, med, p90  # noqa: E402
+
+CELLS = [
+    """\
+import torch
+from samplelens_widget import SampleLens
+from samplelens_widget.demo import load_demo
+
+model, data, names = load_demo()
+val = data["val"]
+with torch.no_grad():
+    x = torch.stack([val[i][0] for i in range(len(val))])
+    preds = model.eval()(x).argmax(1)
+wrong = [i for i in range(len(val)) if int(preds[i]) != int(val.labels[i])]
+right = [i for i in range(len(val)) if int(preds[i]) == int(val.labels[i])][:12]
+lens = SampleLens(model, val, slices=data, label_names=names, selected=right + wrong,
+                  projection="pca", cache_dir=None)
+lens""",
+]
+
+def run(page, server, repeats: int) -> dict:
+    nb = harness.write_notebook(Path(tempfile.mkdtemp()) / "bench_lab.ipynb", CELLS)
+    harness.open_notebook(page, server, nb)
+    harness.run_all_cells(page, timeout=180)
+    page.wait_for_selector("canvas[data-role=overlay][data-draws]", timeout=60_000)
+    right = ast.literal_eval(harness.kernel_eval(page, "right"))
+    wrong = ast.literal_eval(harness.kernel_eval(page, "wrong"))
+    page.wait_for_function(  # the rows say which samples are wrong before they are analysed
+        "(n) => document.querySelectorAll('.sl-row .sl-thumb[src]').length >= n",
+        arg=min(len(right) + len(wrong), 20),
+        timeout=120_000,
+    )
+    harness.wait_kernel_idle(page, timeout=120)
+    sample_ms, error_ms = [], []
+    for _ in range(repeats):
+        for sid in right[1:]:
+            harness.kernel_exec(page, "lens._session.analyses._cache.clear()")
+            row = f".sl-row[data-id='{sid}']"
+            sample_ms.append(page.evaluate(JS_CLICK_TO_DRAW, [row, "row", ""]))
+        for sid in wrong:
+            page.click(f".sl-row[data-id='{right[0]}']")
+            harness.wait_kernel_idle(page, timeout=30)
+            harness.kernel_exec(page, "lens._session.analyses._cache.clear()")
+            page.evaluate("() => document.querySelector('.sl-root').__samplelens.analyses.clear()")
+            row = f".sl-row[data-id='{sid}']"
+            page.locator(row).scroll_into_view_if_needed()
+            error_ms.append(page.evaluate(JS_CLICK_TO_ERROR_MAPS, [row, sid]))
+            harness.wait_kernel_idle(page, timeout=30)
+    harness.screenshot(page.locator(".sl-root"), "bench-lab-error-maps")
+    return {"sample_to_overlay_ms": sample_ms, "wrong_sample_to_error_maps_ms": error_ms,
+            "wrong": wrong}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server = harness.start_jupyter_server(Path(tempfile.mkdtemp(prefix="bench-lab-")))
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(
+        executable_path=harness.CHROMIUM_PATH, headless=True, args=harness.CHROMIUM_ARGS
+    )
+    try:
+        page = browser.new_context(viewport=harness.VIEWPORT).new_page()
+        r = run(page, server, args.repeats)
+        harness.shutdown_kernel(page)
+    finally:
+        browser.close()
+        pw.stop()
+        server.stop()
+    rows = [
+        ("correct sample -> overlay on screen, demo model, CPU, nothing cached, median ms",
+         r["sample_to_overlay_ms"], "<= 300"),
+        ("wrong sample -> its three error maps on screen (predicted, true, loss), demo model, "
+         "CPU, nothing cached, median ms", r["wrong_sample_to_error_maps_ms"], "<= 300"),
+    ]
+    w = max(len(name) for name, _, _ in rows)
+    print(f"JupyterLab {harness_lab_version()}, {len(r['wrong'])} wrong samples x {args.repeats}")
+    print(f"{'measure':<{w}}  {'value':>16}  target")
+    for name, xs, target in rows:
+        print(f"{name:<{w}}  {f'{med(xs):.0f} (p90 {p90(xs):.0f})':>16}  {target}")
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_lab.json").write_text(json.dumps(r, indent=1))
+
+
+def harness_lab_version() -> str:
+    import jupyterlab
+
+    return jupyterlab.__version__
+
+
+if __name__ == "__main__":
+    main()
