@@ -8,7 +8,7 @@ import { type Analysis, type AnalysisKey, type Buffer, type ErrorClasses, errorC
 import { type Decoders, decoders, dispatch } from "./replies";
 import { Requests } from "./requests";
 import { GRID_MAX, PAGE_SIZE, type Population, State } from "./state";
-import type { Info } from "./wire";
+import type { Info, PageRequest } from "./wire";
 
 export type { Info } from "./wire";
 export type { Reason } from "./events";
@@ -30,6 +30,8 @@ export class App extends State {
   private readonly bus = new Bus();
   private readonly plotly: PlotlyLoader;
   private errorSeq = 0;
+  /** True once the kernel side is gone (see `setDisconnected`). */
+  disconnected = false;
 
   constructor(model: AnyModel) {
     super();
@@ -49,7 +51,7 @@ export class App extends State {
   /** Set a trait locally and (unless told otherwise) send it to the kernel now. */
   setTrait<K extends keyof Traits>(name: K, value: Traits[K], save = true): void {
     this.model.set(name, value);
-    if (save) this.model.save_changes();
+    if (save) this.save();
   }
   labelName(i: number | null | undefined): string {
     if (i === null || i === undefined || i < 0) return "—";
@@ -228,7 +230,34 @@ export class App extends State {
 
   // ---------------------------------------------------------------- answers
   onMessage(content: unknown, buffers: Buffer[] = []): void {
+    if (this.disconnected) this.setDisconnected(false); // the kernel answers: it is there
     dispatch(this.decoders, content, buffers);
+  }
+  /** Send the changed traits to the kernel; without a kernel they stay on the page. */
+  save(): void {
+    if (this.disconnected) return;
+    try {
+      this.model.save_changes();
+    } catch {
+      this.setDisconnected(true); // the comm died before its close reached us
+    }
+  }
+  /** Send one message to the kernel (nothing without a kernel). */
+  send(content: PageRequest, buffers?: ArrayBufferView[]): void {
+    if (this.disconnected) return;
+    try {
+      if (buffers) this.model.send(content, undefined, buffers);
+      else this.model.send(content);
+    } catch {
+      this.setDisconnected(true);
+    }
+  }
+  /** The widget's comm closed (a kernel restart or shutdown): nothing will answer until the
+   * cell runs again. A later message from the kernel proves it back. */
+  setDisconnected(gone: boolean): void {
+    if (this.disconnected === gone) return;
+    this.disconnected = gone;
+    this.emit("connection");
   }
   installPlotly(buf: Buffer | undefined): void {
     this.plotly.install(buf);

@@ -15,7 +15,8 @@ export type Reason =
   | "population-coords"
   | "similar"
   | "thumb"
-  | "error";
+  | "error"
+  | "connection"; // the kernel went away (restart, shutdown) or answered again
 
 export type Listener = (reason: Reason) => void;
 

@@ -64,6 +64,9 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     handlers.push([ev, fn]);
   };
   on("msg:custom", (content: unknown, buffers: Buffer[] | undefined) => app.onMessage(content, buffers ?? []));
+  // ipywidgets' model fires this when its comm goes live or dies; after the first render it
+  // only dies (a kernel restart or shutdown: the Python object is gone)
+  on("comm_live_update", () => app.setDisconnected(true));
   on("change:depth", () => {
     // The kernel's echo of an earlier save may land while the slider holds a newer, unsaved
     // depth: keep the slider's (it is saved shortly), so that a drag never jumps back.

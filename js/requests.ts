@@ -14,8 +14,7 @@ export class Requests {
   ask<K extends RequestKind>(msg: Ask<K> & { type: K }, buffers?: ArrayBufferView[]): void {
     const { type, ...rest } = msg;
     const content = { type, rid: ++this.rid, ...rest } as unknown as PageRequest;
-    if (buffers) this.app.model.send(content, undefined, buffers);
-    else this.app.model.send(content);
+    this.app.send(content, buffers);
   }
 
   /** Ask the kernel for whatever the current state needs and the page lacks. */

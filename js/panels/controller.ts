@@ -82,7 +82,7 @@ export class Controller {
     const save = () => {
       window.clearTimeout(this.saveTimer);
       app.localDepth = null;
-      app.model.save_changes();
+      app.save();
     };
     this.slider.addEventListener("input", () => {
       const d = Number(this.slider.value);

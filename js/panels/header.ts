@@ -60,14 +60,30 @@ export class Header {
       this.compareBox.checked = !!cmp;
       this.compareSel.disabled = !cmp;
     }
-    const busy = app.waiting();
-    this.status.className = busy ? "sl-status sl-busy" : "sl-status";
+    const gone = app.disconnected;
+    const busy = !gone && app.waiting();
+    this.status.className = gone ? "sl-status sl-gone" : busy ? "sl-status sl-busy" : "sl-status";
     this.status.replaceChildren(
       busy ? h("span", { class: "sl-spinner", "aria-label": "working" }) : h("span", { class: "sl-dot" }),
-      busy ? "kernel working…" : "ready",
+      gone ? "no kernel" : busy ? "kernel working…" : "ready",
     );
     this.el.dataset.busy = busy ? "1" : "0";
+    const notice = gone
+      ? [
+          h(
+            "div",
+            { class: "sl-banner sl-notice", role: "status", "data-role": "disconnected" },
+            h(
+              "span",
+              { class: "sl-banner-text" },
+              "The kernel behind this widget restarted or shut down: it no longer computes maps. " +
+                "What it showed stays here; run the cell again to bring the widget back.",
+            ),
+          ),
+        ]
+      : [];
     this.banner.replaceChildren(
+      ...notice,
       ...app.errors.map((e) =>
         h(
           "div",

@@ -48,7 +48,7 @@ export class Viewer {
       app.setTrait("opacity", Number(this.opacity.value), false);
       this.redraw();
     });
-    this.opacity.addEventListener("change", () => app.model.save_changes());
+    this.opacity.addEventListener("change", () => app.save());
     this.gridBox.addEventListener("change", () => app.setTrait("grid", this.gridBox.checked));
     this.gridLabel = h("label", { class: "sl-check", title: "Show the selected samples as a grid" }, this.gridBox, "Grid");
     this.outlineBox.addEventListener("change", () => this.redraw());

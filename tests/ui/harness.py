@@ -223,6 +223,7 @@ def start_jupyter_server(base_dir: Path, timeout: float = 60.0) -> JupyterServer
         "--ServerApp.password=",
         "--ServerApp.disable_check_xsrf=True",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--LabApp.news_url=None",
         "--LabApp.extension_manager=readonly",
         f"--ServerApp.root_dir={dirs['root']}",
@@ -400,9 +401,11 @@ def open_notebook(
     *,
     extra_files: Sequence[str | Path] = (),
     timeout: float = 60.0,
+    ui: str = "lab",
 ) -> str:
     """Copy ``nb_path`` (and ``extra_files``) into a fresh per-test folder under the server root,
-    open it in JupyterLab and wait for the kernel to be ready and idle.
+    open it in JupyterLab (``ui="lab"``) or Jupyter Notebook 7 (``ui="notebook"``, the same
+    server) and wait for the kernel to be ready and idle.
 
     Returns the notebook's path relative to the server root (``server.root / rel`` on disk).
     """
@@ -419,7 +422,12 @@ def open_notebook(
         else:
             shutil.copy2(f, folder / f.name)
     rel = (folder / nb_path.name).relative_to(server.root).as_posix()
-    page.goto(f"{server.url}/lab/tree/{quote(rel)}?reset", wait_until="domcontentloaded")
+    url = (
+        f"{server.url}/lab/tree/{quote(rel)}?reset"
+        if ui == "lab"
+        else f"{server.url}/notebooks/{quote(rel)}"
+    )
+    page.goto(url, wait_until="domcontentloaded")
     _wait_js(page, _JS_FIND_PANEL, rel, timeout, f"JupyterLab to open {rel}")
     t1 = time.perf_counter()
     record_timing("open: lab loaded", t1 - t0)
