@@ -15,8 +15,11 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from samplelens_widget.cam import CamEngine, CamResult
+from samplelens_widget.cam.errors import said_of
+from samplelens_widget.cam.outputs import Output
 from samplelens_widget.cam.targets import Class, Contrast, Loss, Target
 from samplelens_widget.protocol.messages import AnalysisKey as KeyMessage
+from samplelens_widget.slice_stats import loss_label
 
 __all__ = ["LRU", "AnalysisKey", "AnalysisStore"]
 
@@ -75,7 +78,7 @@ class AnalysisKey:
                     f"label: 'loss' needs the sample's true label; sample {self.id} of slice "
                     f"{self.slice!r} has none"
                 )
-            return Loss([true_label])
+            return SampleLoss([true_label])
         if self.contrast is not None:
             return Contrast(self.label, self.contrast)
         return Class(self.label)
@@ -93,6 +96,21 @@ class AnalysisKey:
             connection=int(d.get("connection", 0)),
             contrast=None if contrast is None else int(contrast),
         )
+
+
+class SampleLoss(Loss):
+    """``targets.Loss`` against a dataset label read as the sample list reads it
+    (``slice_stats.loss_label``: a multi-class model's one-hot or probability row is its
+    argmax), so that the loss map, the loss shown and the truth agree."""
+
+    def _read(self, out: Output) -> Loss:
+        return Loss([loss_label(y, out) for y in self.labels], self.loss_fn)
+
+    def scores(self, out: Output) -> torch.Tensor:
+        return self._read(out).scores(out)
+
+    def classes(self, out: Output) -> torch.Tensor:
+        return self._read(out).classes(out)
 
 
 Inputs = tuple[torch.Tensor, ...]
@@ -133,9 +151,16 @@ class AnalysisStore:
                 return hit
             inputs, true_label, _ = self.item(key.slice, key.id)
             x = inputs[0] if len(inputs) == 1 else tuple(inputs)
-            res = self.engines[key.model].explain(
-                x, key.target(true_label), algorithm=key.algorithm, connection=key.connection
-            )
+            target = key.target(true_label)
+            try:
+                res = self.engines[key.model].explain(
+                    x, target, algorithm=key.algorithm, connection=key.connection
+                )
+            except Exception as exc:  # the model's error, said of the sample it raised on
+                said = said_of(exc, f"sample {key.id}")
+                if said is None:
+                    raise
+                raise said from exc.__cause__
             self._cache.put(key, res)
             self._depths.setdefault(key.model, [int(d) for d in res.depths])
             self._classes.setdefault(key.model, int(res.num_classes))

@@ -7,6 +7,7 @@ never run a model.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ __all__ = [
     "BUILTIN_TABS",
     "algorithm",
     "check_embed_layer",
+    "check_keywords",
+    "check_label_names",
     "check_models",
     "check_projection",
     "check_slices",
@@ -37,6 +40,73 @@ BUILTIN_TABS = (CAM_TAB, INPUT_TAB)
 
 
 # ------------------------------------------------------------------ arguments
+#: keywords of other tools that users try, and what does their job here
+_HINTS = {
+    "mean": "display=fn (a Normalize in the dataset's transform is inverted on its own)",
+    "std": "display=fn (a Normalize in the dataset's transform is inverted on its own)",
+    "denormalize": "display=fn (a Normalize in the dataset's transform is inverted on its own)",
+    "classes": "label_names",
+    "class_names": "label_names",
+    "dataset": "data (or slices={name: dataset})",
+    "target_layer": "embed_layer (the population's features); the maps cover every layer",
+}
+
+
+def check_keywords(kwargs: Mapping[str, Any], params: Sequence[str], traits: Sequence[str]) -> None:
+    """A ``TypeError`` for a keyword that is neither a parameter of ``SampleLens`` nor one of
+    its public traits, naming it and the nearest known one (a typo is never ignored)."""
+    known = [*params, *traits]
+    for name in kwargs:
+        if name in traits:
+            continue
+        hint = _HINTS.get(name)
+        if hint is None:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = repr(near[0]) if near else None
+        raise TypeError(
+            f"SampleLens: unknown keyword argument {name!r}"
+            + (f"; did you mean {hint}?" if hint else "")
+            + f" The arguments are {list(params)}; the traits that may be set too are "
+            f"{list(traits)}"
+        )
+
+
+def check_label_names(names: Any) -> list[str] | dict[int, str] | None:
+    """``label_names`` as a list of names or ``{class index: name}`` (keys ints or digit
+    strings); a string, or a mapping from names to indices, is a ``TypeError``."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)):
+        raise TypeError(
+            f"label_names: expected a list of class names or {{index: name}}, got the string "
+            f"{names!r}; for one class write [{names!r}]"
+        )
+    if isinstance(names, Mapping):
+        out: dict[int, str] = {}
+        for key, value in names.items():
+            index = key
+            if isinstance(key, str) and key.strip().isdigit():
+                index = int(key)
+            elif isinstance(key, np.integer):
+                index = int(key)
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                flipped = " (it looks like {name: index}: flip it)" if isinstance(
+                    value, (int, np.integer)) else ""
+                raise TypeError(
+                    f"label_names: the key {key!r} is not a class index; expected "
+                    f"{{index: name}} with int or digit-string keys{flipped}"
+                )
+            out[index] = str(value)
+        return out
+    try:
+        return [str(n) for n in names]
+    except TypeError:
+        raise TypeError(
+            f"label_names: expected a list of class names or {{index: name}}, got "
+            f"{type(names).__name__}"
+        ) from None
+
+
 def check_models(
     model: Any, models: Mapping[str, Any] | None
 ) -> tuple[dict[str, nn.Module], str]:

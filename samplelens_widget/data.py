@@ -3,7 +3,8 @@
 A dataset is map-style (``len(ds)``, ``ds[i]``); an item is ``(input, label)``,
 ``((input_a, input_b, ...), label)`` or a dict with ``"inputs"`` (or ``"input"``) and ``"label"``.
 A dataset may offer ``ds.to_display(i) -> uint8 (H, W, 3)`` for a human-readable image of input 0;
-otherwise the image is made from the input tensor (per-sample min-max).
+how the picture is chosen otherwise (``display=``, an inverted ``Normalize``, the input's own
+range) is ``display.py``'s.
 """
 
 from __future__ import annotations

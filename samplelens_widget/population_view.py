@@ -5,8 +5,9 @@ One :class:`Population` per widget. Per ``(model, slice)`` it keeps the features
 it is ready (computed in a background thread), a ``SimilarityIndex`` and the colour-by columns.
 Nothing here knows about traitlets or the page; ``widget.py`` wires it to both.
 
-The model forward passes run in batches of ``chunk`` samples, each under the session's model
-lock, so that an interactive analysis never waits long behind a feature extraction.
+The features come from the slice's one pass (``slice_pass.py``, which gives the slice's
+statistics too; ``feature_plan`` says what it taps), in batches of ``chunk`` samples, each under
+the session's model lock, so that an interactive analysis never waits long behind it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from samplelens_widget.population import (
     FeatureCache,
     Projection,
     SimilarityIndex,
-    cached_features,
     check_layer,
+    layer_reader,
     pca_2d,
     project_in_background,
     warm_up_umap,
 )
 from samplelens_widget.population.cache import USER_CACHE_DIR
+from samplelens_widget.population.features import FeaturePlan, LayerTap, plan_features
 from samplelens_widget.protocol.buffers import encode_colors, slice_columns
 from samplelens_widget.protocol.messages import ColumnMeta
 from samplelens_widget.session import Session
@@ -144,12 +146,35 @@ class Population:
         self._states: dict[tuple[str, str], PopState] = {}
         self._lock = threading.RLock()  # one feature extraction at a time
         self._warmed = False
+        session.stats.passes.source = self  # the slice's one pass computes our features
 
     # ----------------------------------------------------------------- layers
     def check_embed_layer(self, model_name: str) -> str | None:
         if self.embed_layer is None:
             return None
         return check_layer(self.session.models[model_name], self.embed_layer, argname="embed_layer")
+
+    def feature_plan(
+        self, model_name: str, slice_name: str
+    ) -> tuple[FeaturePlan, LayerTap | None]:
+        """For the slice's one pass: the cached features of (model, slice), or the tap on the
+        embed layer that the pass fills (``slice_pass.FeatureSource``). It runs inside the
+        pass, on the stats thread too: it takes the model lock only, never ``self._lock``."""
+        s = self.session
+        model, engine = s.models[model_name], s.engines[model_name]
+        layer = check_layer(model, self.embed_layer, argname="embed_layer")
+        plan = plan_features(
+            model, s.slices[slice_name], layer, self.cache, device=engine.device,
+            layout=engine.layout, lock=s.lock, argname="embed_layer",
+        )
+        if plan.hit is not None:
+            return plan, None
+        reader = plan.reader
+        if isinstance(reader, str):  # a named layer: one analysis says how to read it
+            with s.lock:
+                inputs = s.inputs(slice_name, 0)
+                reader = layer_reader(model, inputs, plan.layer, engine.device, engine.layout)
+        return plan, LayerTap(model, plan.layer, reader, "embed_layer")
 
     def columns(self, slice_name: str) -> list[tuple[str, str]]:
         """(key, title) of the colour-by columns of a slice."""
@@ -189,7 +214,6 @@ class Population:
 
     def _compute(self, st: PopState, progress: Callable[[int, int], Any] | None) -> None:
         s = self.session
-        model = s.models[st.model]
         engine = s.engines[st.model]
         device = engine.device
         n = st.n
@@ -198,18 +222,8 @@ class Population:
         if self.projection == "umap" and n >= MIN_UMAP_SAMPLES and not self._warmed:
             self._warmed = True
             warm_up_umap()  # numba compiles while the features are extracted
-        found = cached_features(
-            model,
-            s.slices[st.slice],
-            check_layer(model, self.embed_layer, argname="embed_layer"),
-            cache=self.cache,
-            batch_size=self.chunk,
-            device=device,
-            progress=progress,
-            layout=engine.layout,
-            lock=s.lock,  # per batch: analyses interleave
-            argname="embed_layer",
-        )
+        # the slice's one pass (statistics too), run now or followed if the stats thread runs it
+        found = s.stats.passes.features(st.model, st.slice, progress)
         feats, name, source = found.features, found.layer, found.source
         st.layer, st.source = name, source
         st.features = feats
@@ -226,8 +240,6 @@ class Population:
                     "showing PCA"
                 )
         st.index = SimilarityIndex(x, device=device)
-        # predictions of the whole slice (the colour columns); cached by the session
-        s.stats.of_slice(st.model, st.slice)
 
     def _start_umap(self, st: PopState, on_umap: Callable[[PopState], Any] | None) -> None:
         if self.projection != "umap" or st.n < MIN_UMAP_SAMPLES or st.umap is not None:

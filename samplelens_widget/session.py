@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from samplelens_widget import display as pictures
 from samplelens_widget.analyses import LRU, AnalysisKey, AnalysisStore
 from samplelens_widget.cam import CamEngine, CamResult
 from samplelens_widget.cam.layouts import LayoutSpec
-from samplelens_widget.data import Sample, png_bytes, split_item, tensor_to_image
+from samplelens_widget.data import Sample, png_bytes, split_item
 from samplelens_widget.slice_stats import SliceStats
 
 __all__ = ["Session"]
@@ -34,6 +36,8 @@ class Session:
     All public methods are thread-safe: one lock (``lock``) around the models and caches.
     Slice predictions run in batches of ``batch_size``, taking the lock per batch, so that an
     interactive analysis never waits long behind them.
+    ``display``: ``fn(input (C, H, W)) -> picture`` (see ``display.py`` for the precedence); one
+    that returns no image on the first sample is a TypeError here.
     """
 
     def __init__(
@@ -48,7 +52,9 @@ class Session:
         batch_size: int = 16,
         layout: LayoutSpec = None,
         task: str | None = None,
+        display: Callable[..., Any] | None = None,
     ) -> None:
+        self.display = pictures.check_display(display)
         if not models:
             raise ValueError("models: expected at least one model, got none")
         if not slices:
@@ -75,10 +81,15 @@ class Session:
         self._images: LRU[np.ndarray] = LRU(256)
         self._n_inputs: dict[str, int] = {}
         self._label_names_arg = label_names
+        self._warned_names: set[str] = set()
+        self._name_index: dict[str, int] | None = None
+        self._display_warned: set[str] = set()  # display / to_display, once warned
+        self._warned: set[tuple[str, int]] = set()
         self.analyses = AnalysisStore(self.engines, self.item, self.lock, cache_size)
         self.stats = SliceStats(
             self.models, self.engines, self.item, self.slice_len, self.lock, batch_size
         )
+        self._probe_display()
 
     # ----------------------------------------------------------------- data
     def slice_len(self, slice_name: str) -> int:
@@ -106,16 +117,46 @@ class Session:
         return checked
 
     def item(self, slice_name: str, sample_id: int) -> tuple[tuple[torch.Tensor, ...], Any, Any]:
-        """``(inputs, label, raw_item)`` of one sample (cached)."""
+        """``(inputs, label, raw_item)`` of one sample (cached). A ``str`` label is a class name:
+        its index in ``label_names``; a name that is not one (or no ``label_names``) reads as no
+        label (the sample stays viewable: its maps, prediction and thumbnail need no label),
+        with one warning per unknown name that names it and the known names."""
         key = (slice_name, sample_id)
         with self.lock:
             hit = self._items.get_item(key)
             if hit is None:
                 raw = self.slices[slice_name][sample_id]
                 inputs, label = split_item(raw)
+                if isinstance(label, str):
+                    label = self._class_of_name(label, slice_name, sample_id)
                 hit = (inputs, label, raw)
                 self._items.put(key, hit)
         return hit
+
+    def _class_of_name(self, name: str, slice_name: str, sample_id: int) -> int | None:
+        index = self._name_index
+        if index is None:  # name -> class, the first class of a name given twice
+            names = self._label_names_arg
+            pairs = names.items() if isinstance(names, Mapping) else enumerate(names or [])
+            index = self._name_index = {}
+            for i, n in pairs:
+                index.setdefault(str(n), int(i))
+        if name in index:
+            return index[name]
+        if name not in self._warned_names:
+            self._warned_names.add(name)
+            known = list(index)
+            allowed = (
+                f"not one of label_names {known[:20]!r}{' ...' if len(known) > 20 else ''}"
+                if known
+                else "a class name, but no label_names were given to map it to a class"
+            )
+            warnings.warn(
+                f"label {name!r} of sample {sample_id} of slice {slice_name!r} is {allowed}; "
+                "samples with it have no true label (no loss, neither correct nor incorrect)",
+                stacklevel=3,
+            )
+        return None
 
     def inputs(self, slice_name: str, sample_id: int) -> tuple[torch.Tensor, ...]:
         """The model inputs of one sample."""
@@ -128,8 +169,23 @@ class Session:
             )
         return self._n_inputs[slice_name]
 
+    def _probe_display(self) -> None:
+        """``display`` on the first sample: a TypeError if it returns no image (an error it
+        raises itself is warned when the picture is made, as for any sample)."""
+        name = next((n for n in self.slices if self.slice_len(n)), None)
+        if self.display is None or name is None:
+            return
+        x = self.inputs(name, 0)[0]
+        try:
+            value = self.display(x)
+        except Exception:
+            return
+        pictures.as_image(value, "display")
+
     def image(self, slice_name: str, sample_id: int, connection: int = 0) -> np.ndarray:
-        """A uint8 (H, W, 3) picture of input ``connection`` of a sample."""
+        """A uint8 (H, W, 3) picture of input ``connection`` of a sample: ``display=``, else
+        the dataset's ``to_display``, else its ``Normalize`` inverted, else the input by its
+        range (``display.picture``). The viewer, thumbnails, export and visualizers use it."""
         key = (slice_name, sample_id, connection)
         with self.lock:
             return self._image(key)
@@ -140,17 +196,9 @@ class Session:
         if hit is None:
             ds = self.slices[slice_name]
             inputs, _, _ = self.item(slice_name, sample_id)
-            hit = None
-            if connection == 0 and len(inputs) == 1 and hasattr(ds, "to_display"):
-                try:
-                    arr = np.asarray(ds.to_display(sample_id))
-                    if arr.ndim == 2:
-                        arr = np.repeat(arr[:, :, None], 3, axis=2)
-                    hit = np.ascontiguousarray(arr[:, :, :3].astype(np.uint8))
-                except Exception:
-                    hit = None
-            if hit is None:
-                hit = tensor_to_image(inputs[connection])
+            hit = pictures.picture(
+                ds, sample_id, inputs, connection, self.display, self._display_warned, slice_name
+            )
             self._images.put(key, hit)
         return hit
 
@@ -178,13 +226,35 @@ class Session:
         return k if k is not None else self.analyses.num_classes(model_name)
 
     def label_names(self, k: int) -> list[str]:
+        """One name per class of a ``k``-class model: the given names, ``"class i"`` for the
+        missing ones; names beyond ``k`` are dropped. A count that does not match ``k`` warns
+        (once per count), naming both."""
         names = self._label_names_arg
         if names is None:
             return [f"class {i}" for i in range(k)]
         if isinstance(names, Mapping):
+            extra = sorted(int(i) for i in names if not 0 <= int(i) < k)
+            if extra and ("map", k) not in self._warned:
+                self._warned.add(("map", k))
+                warnings.warn(
+                    f"label_names: classes {extra[:5]} are not classes of the model, which "
+                    f"has {k} (0..{k - 1}); those names are not used",
+                    stacklevel=2,
+                )
             return [str(names.get(i, f"class {i}")) for i in range(k)]
         names = [str(n) for n in names]
-        return names + [f"class {i}" for i in range(len(names), k)]
+        if len(names) != k and ("list", k) not in self._warned:
+            self._warned.add(("list", k))
+            what = (
+                f"classes {len(names)}..{k - 1} are named 'class i'"
+                if len(names) < k
+                else f"the last {len(names) - k} names are not used"
+            )
+            warnings.warn(
+                f"label_names: {len(names)} names for a model with {k} classes; {what}",
+                stacklevel=2,
+            )
+        return names[:k] + [f"class {i}" for i in range(len(names), k)]
 
     # ------------------------------------------------------------- analyses
     def analysis(self, key: AnalysisKey) -> CamResult:

@@ -1,7 +1,8 @@
 """Predictions of whole slices: accuracy, confusion, the sample list's rows, the colour columns.
 
-Slice passes run in batches, each under the session's model lock, so that an interactive
-analysis never waits long behind them.
+A whole slice's statistics come from its one pass (``slice_pass.py``, which also gives the
+population its features), in batches, each under the session's model lock, so that an
+interactive analysis never waits long behind them.
 """
 
 from __future__ import annotations
@@ -17,21 +18,24 @@ from torch import nn
 
 from samplelens_widget.cam import CamEngine
 from samplelens_widget.cam.capture import eval_mode
+from samplelens_widget.cam.errors import model_raised
 from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
 from samplelens_widget.protocol.messages import Row
+from samplelens_widget.slice_pass import SlicePass
 
 __all__ = [
-    "SliceStats", "class_label", "class_mask", "class_set", "pixel_accuracies", "sample_losses"
+    "SliceStats", "class_label", "class_mask", "class_set", "loss_label", "pixel_accuracies",
+    "sample_losses",
 ]
 
 Item = Callable[[str, int], tuple[tuple[torch.Tensor, ...], Any, Any]]
 
 
 class SliceStats:
-    """``predict`` some samples, ``of_slice`` a whole slice (computed once per (model, slice),
-    even when two threads ask at once), ``rows`` for the sample list. ``item(slice, id)`` gives
-    ``(inputs, label, raw item)``."""
+    """``predict`` some samples, ``of_slice`` a whole slice (its one pass, ``passes``: run once
+    per (model, slice), even when two threads ask at once), ``rows`` for the sample list.
+    ``item(slice, id)`` gives ``(inputs, label, raw item)``."""
 
     def __init__(
         self,
@@ -49,28 +53,33 @@ class SliceStats:
         self.lock = lock
         self.batch_size = batch_size
         self.slice_batch_size = max(batch_size, 128)
-        self._stats: dict[tuple[str, str], dict[str, Any]] = {}
-        self._once: dict[tuple[str, str], threading.Lock] = {}
         self._num_classes: dict[str, int] = {}
+        #: the one pass over each (model, slice): its statistics and the population's features
+        self.passes = SlicePass(self)
 
     # -------------------------------------------------------------- classes
     def num_classes(self, model_name: str, slice_name: str) -> int:
         """The model's number of classes (one forward of the slice's first sample if unknown)."""
         if model_name not in self._num_classes:
-            stats = self._stats.get((model_name, slice_name))
+            stats = self.known(model_name, slice_name)
             if stats is not None:
                 self._num_classes[model_name] = int(stats["num_classes"])
             else:
                 inputs, _, _ = self.item(slice_name, 0)
-                self._num_classes[model_name] = self.outputs([inputs], model_name).num_classes
+                out = self.outputs([inputs], model_name, ids=[0])
+                self._num_classes[model_name] = out.num_classes
         return self._num_classes[model_name]
 
     def known_num_classes(self, model_name: str) -> int | None:
         return self._num_classes.get(model_name)
 
     # ---------------------------------------------------------- predictions
-    def outputs(self, batch_inputs: list[tuple[torch.Tensor, ...]], model_name: str) -> Output:
-        """The model's output for some samples' inputs, read for its task (no gradient)."""
+    def outputs(
+        self, batch_inputs: list[tuple[torch.Tensor, ...]], model_name: str,
+        ids: Sequence[int] | None = None,
+    ) -> Output:
+        """The model's output for some samples' inputs, read for its task (no gradient). A
+        sample the model raises on is named in the error (``ids``: the samples' ids)."""
         model = self.models[model_name]
         engine = self.engines[model_name]
         device = engine.device
@@ -79,8 +88,11 @@ class SliceStats:
             try:
                 xs = [torch.stack([b[j] for b in batch_inputs]).to(device) for j in range(n_in)]
                 outs = [model(*xs)]
-            except RuntimeError:  # ragged sizes: one at a time
-                outs = [model(*[t[None].to(device) for t in b]) for b in batch_inputs]
+            except Exception:  # ragged sizes, or a sample the model raises on: one at a time
+                outs = [
+                    _call(model, [t[None].to(device) for t in b], None if ids is None else ids[r])
+                    for r, b in enumerate(batch_inputs)
+                ]
         read = [read_output(o, engine.task) for o in outs]
         scores = torch.cat([r.scores.detach().float().cpu() for r in read])
         return Output(scores, read[0].task, None)
@@ -102,10 +114,11 @@ class SliceStats:
         for start in range(0, len(ids), bs):
             chunk = ids[start : start + bs]
             items = [self.item(slice_name, i) for i in chunk]
-            out = self.outputs([it[0] for it in items], model_name)
+            out = self.outputs([it[0] for it in items], model_name, ids=chunk)
             k = out.num_classes
             # a regression's targets are values, not classes: no class label, no accuracy
-            ys = [None if out.task == "regression" else class_label(it[1], k) for it in items]
+            ys = [None if out.task == "regression" else class_label(it[1], k, out.task)
+                  for it in items]
             preds += out.predictions().tolist()
             labels += [-1 if y is None else y for y in ys]
             losses += sample_losses(out, [it[1] for it in items])
@@ -134,45 +147,15 @@ class SliceStats:
 
     # ---------------------------------------------------------------- slices
     def of_slice(self, model_name: str, slice_name: str) -> dict[str, Any]:
-        """Predictions of the whole slice (cached per (model, slice)): ``predictions``,
-        ``labels``, ``losses``, ``confusion``, ``accuracy``, ``num_classes`` (a multi-label
-        model's accuracy: the share of samples whose label set is predicted exactly, no
-        confusion; a segmentation's: the mean pixel accuracy over items with a mask)."""
-        key = (model_name, slice_name)
-        with self.lock:
-            once = self._once.setdefault(key, threading.Lock())
-        with once:  # computed once even when two threads ask at the same time
-            if key not in self._stats:
-                self._stats[key] = self._compute(model_name, slice_name)
-        return self._stats[key]
+        """Predictions of the whole slice (its one pass, kept per (model, slice)):
+        ``predictions``, ``labels``, ``losses``, ``confusion``, ``accuracy``, ``num_classes``
+        (see ``slice_pass.summary``)."""
+        return self.passes.result(model_name, slice_name).stats
 
     def known(self, model_name: str, slice_name: str) -> dict[str, Any] | None:
         """The slice's statistics if already computed (never computes)."""
-        return self._stats.get((model_name, slice_name))
-
-    def _compute(self, model_name: str, slice_name: str) -> dict[str, Any]:
-        n = self.slice_len(slice_name)
-        # a whole-slice pass: larger batches (much faster per sample on a CPU); the lock is still
-        # taken per batch
-        p = self.predict(model_name, slice_name, list(range(n)), self.slice_batch_size)
-        k = self._num_classes[model_name] if n else 0
-        if "correct" in p:  # multi-label: a sample is right when its whole label set is
-            right = p["correct"][p["correct"] >= 0]
-            acc = float(right.mean()) if right.size else None
-            return {**p, "confusion": None, "accuracy": acc, "num_classes": k}
-        if "pixel_accuracy" in p:  # segmentation: the mean pixel accuracy of the masked items
-            pa = p["pixel_accuracy"][np.isfinite(p["pixel_accuracy"])]
-            acc = float(pa.mean()) if pa.size else None
-            return {**p, "confusion": None, "accuracy": acc, "num_classes": k}
-        labelled = (p["labels"] >= 0) & (p["labels"] < k)
-        conf = np.zeros((k, k), dtype=np.int64)
-        np.add.at(conf, (p["labels"][labelled], p["predictions"][labelled]), 1)
-        acc = (
-            float((p["labels"][labelled] == p["predictions"][labelled]).mean())
-            if (labelled.any())
-            else None
-        )
-        return {**p, "confusion": conf, "accuracy": acc, "num_classes": k}
+        found = self.passes.known(model_name, slice_name)
+        return None if found is None else found.stats
 
     def rows(self, model_name: str, slice_name: str, ids: list[int]) -> list[Row]:
         """Sample-list rows: id, true label, prediction, loss, and a multi-label model's label
@@ -194,6 +177,17 @@ class SliceStats:
             return out
 
 
+def _call(model: nn.Module, xs: list[torch.Tensor], sample: int | None) -> Any:
+    """``model(*xs)`` of one sample; its error as the model's on that sample (``errors``)."""
+    try:
+        return model(*xs)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:
+        where = "the inputs" if sample is None else f"sample {sample}"
+        raise model_raised(err, xs, where) from err
+
+
 def _row(p: Mapping[str, Any], i: int, at: int) -> Row:
     """The row of sample ``i``, at index ``at`` of ``predict``'s arrays ``p`` (``at == i`` in
     a slice's statistics)."""
@@ -210,14 +204,39 @@ def _row(p: Mapping[str, Any], i: int, at: int) -> Row:
     return row
 
 
-def class_label(y: Any, k: int) -> int | None:
-    """A dataset label as a class index in ``0..k-1``, or None (no label, or not a class)."""
+def class_label(y: Any, k: int, task: str | None = None) -> int | None:
+    """A dataset label as a class index in ``0..k-1``, or None (no label, or not a class).
+
+    An int (a tensor or numpy scalar of one) is itself; a one-hot or probability row (1-D,
+    ``k`` values ``>= 0`` summing to 1 within 1e-3) is its argmax, the first of equal ones (a
+    soft label's loss is then the cross entropy against that class, not a soft cross entropy).
+    A multi-label model's (``task="multilabel"``) rows stay rows: None here, see ``class_set``.
+    """
     if isinstance(y, torch.Tensor) and y.numel() == 1:
         y = y.item()
     if isinstance(y, np.generic):
         y = y.item()
+    if isinstance(y, (torch.Tensor, np.ndarray)) and task != "multilabel":
+        row = torch.as_tensor(y).detach().cpu().double()
+        if (
+            row.dim() == 1 and row.shape[0] == k and bool((row >= 0).all())
+            and abs(float(row.sum()) - 1.0) <= 1e-3
+        ):
+            return int(row.argmax())
+        return None
     if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < k:
         return None
+    return y
+
+
+def loss_label(y: Any, out: Output) -> Any:
+    """The label ``targets.Loss`` gets for a sample labelled ``y``: a multi-class or binary
+    model's one-hot or probability row as its class (``class_label``), any other label as it
+    is (so that the loss, the truth shown and "correct" agree)."""
+    if out.task in ("multiclass", "binary"):
+        c = class_label(y, out.num_classes, out.task)
+        if c is not None:
+            return c
     return y
 
 
@@ -278,7 +297,7 @@ def sample_losses(out: Output, labels: Sequence[Any]) -> list[float]:
     loss = [math.nan] * out.n
     k = out.num_classes
     if out.task in ("multiclass", "binary"):
-        ys = [class_label(y, k) for y in labels]
+        ys = [class_label(y, k, out.task) for y in labels]
         rows = [r for r, y in enumerate(ys) if y is not None]
         if rows:
             sub = Output(out.scores[rows], out.task, None)

@@ -9,9 +9,10 @@ The computations live elsewhere: ``session.py`` (data, analyses, slice statistic
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import anywidget
 import numpy as np
@@ -31,6 +32,7 @@ from samplelens_widget.population_view import Population
 from samplelens_widget.protocol import REQUESTS, ProtocolError, decode_request, replies
 from samplelens_widget.protocol.messages import Info
 from samplelens_widget.session import Session
+from samplelens_widget.trait_types import Index, IndexList, LabelTrait
 from samplelens_widget.workers import Workers
 
 __all__ = ["SampleLens"]
@@ -87,6 +89,14 @@ class SampleLens(anywidget.AnyWidget):
             cannot read by itself: ``"NCHW"``, ``"NHWC"``, ``"tokens:P"``, a callable
             ``tensor -> (N, C, h, w)`` (pytorch-grad-cam's ``reshape_transform``), or a dict of
             layer name to one of those (see ``CamEngine``). Default: inferred per layer.
+        display: ``fn(input (C, H, W))`` returning the picture of an input (uint8 ``(H, W, 3)``
+            or ``(H, W)`` array, PIL image, or floats in [0, 1] HWC or CHW). The picture (viewer,
+            thumbnails, ``export``, ``sample.image``) is ``display``'s, else the dataset's
+            ``to_display(i)``, else the input with the dataset's ``Normalize`` steps inverted
+            (found in its ``transform``, ``Compose`` and ``Subset`` wrappers), else the input as
+            it is (uint8, or floats in [0, 1]) or min-max scaled. A ``display`` that fails on a
+            sample falls back to the next of those, with one warning (``samplelens_widget.
+            display``).
 
     Traits (read and set from Python; the page follows, and the page sets them too):
         selected (list[int]): ids of the selected samples in the current slice.
@@ -135,13 +145,13 @@ class SampleLens(anywidget.AnyWidget):
 
     _esm = _ESM_PATH
 
-    selected = t.List(t.Int()).tag(sync=True)
-    viewed = t.Int(None, allow_none=True).tag(sync=True)
+    selected = IndexList().tag(sync=True)
+    viewed = Index(None, allow_none=True).tag(sync=True)
     algorithm = t.Unicode("gradcam").tag(sync=True)
-    label = t.Union([t.Int(), t.Unicode()], default_value=None, allow_none=True).tag(sync=True)
-    contrast = t.Int(None, allow_none=True).tag(sync=True)
-    connection = t.Int(0).tag(sync=True)
-    depth = t.Int(None, allow_none=True).tag(sync=True)
+    label = LabelTrait().tag(sync=True)
+    contrast = Index(None, allow_none=True).tag(sync=True)
+    connection = Index(0).tag(sync=True)
+    depth = Index(None, allow_none=True).tag(sync=True)
     slice = t.Unicode("").tag(sync=True)
     model_name = t.Unicode("").tag(sync=True)
     compare = t.Unicode(None, allow_none=True).tag(sync=True)
@@ -170,8 +180,10 @@ class SampleLens(anywidget.AnyWidget):
         projection: str | None = None,
         layout: LayoutSpec = None,
         task: str | None = None,
+        display: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        check.check_keywords(kwargs, _PARAMETERS, self._public_traits())
         if not _ESM_PATH.exists():
             raise RuntimeError(_BUILD_HINT.format(path=_ESM_PATH))
         if not isinstance(getattr(type(self), "_esm", None), str) and not hasattr(
@@ -185,8 +197,9 @@ class SampleLens(anywidget.AnyWidget):
         projection = check.check_projection(projection)
         embed_layer = check.check_embed_layer(embed_layer)
         s = self._session = Session(
-            all_models, all_slices, label_names=label_names, visualizers=vis, device=device,
-            layout=layout, task=task,
+            all_models, all_slices, label_names=check.check_label_names(label_names),
+            visualizers=vis, device=device,
+            layout=layout, task=task, display=display,
         )
         self._population = Population(
             s,
@@ -244,6 +257,11 @@ class SampleLens(anywidget.AnyWidget):
             # whole label set is right
             self.color_by = "loss" if task == "segmentation" else "correct"
         self.on_msg(self._on_msg)
+
+    @classmethod
+    def _public_traits(cls) -> list[str]:
+        """The traits a keyword argument may set (``SampleLens(..., algorithm="layercam")``)."""
+        return sorted(n for n in cls.class_own_traits() if not n.startswith("_"))
 
     # ------------------------------------------------------------ validation
     def _from_page(self, name: str) -> bool:
@@ -436,24 +454,101 @@ class SampleLens(anywidget.AnyWidget):
         return self._session.sample(self.slice, self.viewed, self.connection)
 
     def overlay(self, depth: int | None | str = "current") -> np.ndarray:
-        """The current overlay as a uint8 (H, W, 3) array: the input with the heatmap over it
-        (the trait ``depth`` unless given; colormap and opacity from the traits)."""
+        """The overlay of the viewed sample as a uint8 (H, W, 3) array: the input with the
+        heatmap over it, colormap and opacity from the traits. ``depth``: ``"current"`` (the
+        trait ``depth``), a depth of the model (an int) or ``None`` (the last layer)."""
+        res, image = self._viewed("overlay")
+        return self._blend(res, image, self._depth_arg(res, depth, "overlay"))
+
+    #: what ``export`` writes, by the path's suffix: (PIL format, its save options)
+    EXPORT_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
+        ".png": ("PNG", {}),
+        ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),  # 4:4:4: the colours are the map
+        ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+        ".webp": ("WEBP", {"lossless": True}),
+    }
+
+    @overload
+    def export(self, path: str | pathlib.Path, depth: Literal["all"]) -> list[pathlib.Path]: ...
+
+    @overload
+    def export(
+        self, path: str | pathlib.Path, depth: int | None | Literal["current"] = "current"
+    ) -> pathlib.Path: ...
+
+    def export(
+        self, path: str | pathlib.Path, depth: int | None | str = "current"
+    ) -> pathlib.Path | list[pathlib.Path]:
+        """Write the overlay of the viewed sample (``overlay(depth)``) to ``path`` in the format
+        its suffix names: ``.png``, ``.jpg``/``.jpeg`` (JPEG, quality 95, no chroma subsampling)
+        or ``.webp`` (lossless); returns the path. Another suffix is a ``ValueError``.
+
+        ``depth``: ``"current"`` (the trait), a depth of the model, ``None`` (the last layer),
+        or ``"all"``: every depth, one file per depth next to ``path`` — ``x.png`` gives
+        ``x-depth01-conv1.png``, ``x-depth02-layer1.png``, ... (the depth, then the layer that
+        shows it, as ``CamResult.layer_at``) — and returns their paths in depth order. Files
+        rather than one contact sheet: each is exactly the viewer's overlay at that depth, at
+        the input's resolution, named by its layer, ready for a slide or a diff; a sheet is one
+        ``np.concatenate([lens.overlay(d) for d in lens.result.depths], axis=1)`` away, while
+        the depths cannot be cut back out of a sheet.
+        """
+        if not isinstance(path, (str, pathlib.Path)):
+            raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
+        path = pathlib.Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in self.EXPORT_FORMATS:
+            allowed = ", ".join(repr(s) for s in self.EXPORT_FORMATS)
+            said = f"has suffix {path.suffix!r}" if path.suffix else "has no suffix"
+            raise ValueError(f"path: {str(path)!r} {said}; allowed: {allowed}")
+        fmt, options = self.EXPORT_FORMATS[suffix]
+        res, image = self._viewed("export")
+        if depth == "all":
+            depths = [int(d) for d in res.depths]
+            width = max(2, len(str(depths[-1])))
+            paths = []
+            for d in depths:
+                layer = "".join(
+                    c if c.isalnum() or c in "._-" else "_" for c in res.layer_at(d).name
+                )
+                p = path.with_name(f"{path.stem}-depth{d:0{width}d}-{layer}{path.suffix}")
+                Image.fromarray(self._blend(res, image, d)).save(p, format=fmt, **options)
+                paths.append(p)
+            return paths
+        one = self._depth_arg(res, depth, "export")
+        Image.fromarray(self._blend(res, image, one)).save(path, format=fmt, **options)
+        return path
+
+    def _viewed(self, what: str) -> tuple[CamResult, np.ndarray]:
+        """The CamResult and the picture of the viewed sample (``overlay``, ``export``)."""
         res = self.result
         if res is None or self.viewed is None:
-            raise ValueError("overlay: no sample is viewed; set lens.viewed or lens.selected")
-        d = self.depth if depth == "current" else depth
-        heat = res.heatmap(d if isinstance(d, int) or d is None else None)[0]
-        image = self._session.image(self.slice, self.viewed, self.connection)
+            raise ValueError(f"{what}: no sample is viewed; set lens.viewed or lens.selected")
+        return res, self._session.image(self.slice, self.viewed, self.connection)
+
+    def _depth_arg(self, res: CamResult, depth: object, what: str) -> int | None:
+        """``overlay``'s / ``export``'s ``depth`` as a depth of ``res`` or None (the last)."""
+        if isinstance(depth, str) and depth == "current":
+            return None if self.depth is None else int(self.depth)
+        depths = [int(d) for d in res.depths]
+        if depth is None or (
+            isinstance(depth, (int, np.integer)) and not isinstance(depth, bool)
+            and int(depth) in depths
+        ):
+            return None if depth is None else int(depth)
+        allowed = (
+            f"one of the model's depths {depths}, None (the last layer), 'current' (the trait "
+            f"depth, now {self.depth!r})" + (" or 'all' (one file per depth)"
+                                              if what == "export" else "")
+        )
+        kind = ValueError if isinstance(depth, (int, np.integer, str)) else TypeError
+        raise kind(f"depth: {depth!r} is not allowed; allowed: {allowed}")
+
+    def _blend(self, res: CamResult, image: np.ndarray, depth: int | None) -> np.ndarray:
+        heat = res.heatmap(depth)[0]
         h, w = heat.shape
         if image.shape[:2] != (h, w):
             image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
         return blend(image, heat, self.colormap, float(self.opacity))
-
-    def export(self, path: str | pathlib.Path, depth: int | None | str = "current") -> pathlib.Path:
-        """Write the current overlay to ``path`` as a PNG; returns the path."""
-        path = pathlib.Path(path)
-        Image.fromarray(self.overlay(depth)).save(path, format="PNG")
-        return path
 
     def similar(self, ids: Any = None, k: int = DEFAULT_K) -> list[tuple[int, float]]:
         """The ``k`` samples most similar to ``ids`` (default: the selection), the ids
@@ -541,3 +636,9 @@ class SampleLens(anywidget.AnyWidget):
             self.selected = ids
             if self.viewed not in set(ids):
                 self.viewed = ids[0]
+
+
+#: ``SampleLens``'s own keyword arguments (an unknown one is a TypeError naming the nearest)
+_PARAMETERS = [
+    p for p in inspect.signature(SampleLens.__init__).parameters if p not in ("self", "kwargs")
+]

@@ -9,7 +9,7 @@ from the population package or the widget.
 - ``targets``: what a map explains (a class, ``Loss``, ``Contrast``, ``Region``, a callable);
   ``outputs``: what the model's output is (its task) and its probabilities;
 - ``result``: ``CamResult`` and ``LayerInfo``; ``metrics``: pointing game, deletion/insertion;
-- ``inputs``: checking and shaping what callers pass.
+- ``inputs``: checking and shaping what callers pass; ``errors``: the model's own errors.
 """
 
 from samplelens_widget.cam.algorithms import ALGORITHMS

@@ -15,6 +15,7 @@ from samplelens_widget.cam import inputs as checks
 from samplelens_widget.cam import layouts
 from samplelens_widget.cam.algorithms import ALGORITHMS, LayerMap
 from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode, model_device
+from samplelens_widget.cam.errors import model_raised
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.cam.outputs import Output, check_task, read_output
 from samplelens_widget.cam.reading import (
@@ -30,7 +31,8 @@ from samplelens_widget.cam.result import CamResult, LayerInfo
 from samplelens_widget.cam.targets import Score, Target, as_target
 
 # What explain() takes: one sample (C, H, W), a batch (N, C, H, W), or one of those per input of
-# a model called as model(*inputs); and the class(es) to explain.
+# a model called as model(*inputs) (a one-input model also takes a list of same-shaped samples
+# or a DataLoader's (x, labels): inputs.to_tensors); and the class(es) to explain.
 Inputs = torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]
 Label = int | Sequence[int] | torch.Tensor | np.ndarray | None
 #: a class (as ``Label``), a ``targets.Target`` (Loss, Contrast, Region) or ``f(output) -> (N,)``
@@ -118,10 +120,19 @@ class CamEngine:
         predicted class), a class (an int or one per sample), ``targets.Loss(labels)``,
         ``targets.Contrast(a, b)``, ``targets.Region(class_index, mask)`` or any callable
         ``f(output) -> (N,)`` given the model's output as it came. ``label=`` is the older
-        name of a class target. See ``CamResult`` for what comes back."""
+        name of a class target. See ``CamResult`` for what comes back.
+
+        ``inputs``: a sample (C,H,W), a batch (N,C,H,W), or one of those per input of the
+        model; for a one-input model also a list of same-shaped samples (stacked into a batch)
+        or a DataLoader's ``(x, labels)`` (``x`` is explained, with a warning; the labels are
+        not the target) — see ``inputs.to_tensors``. Malformed inputs are ``inputs:`` errors
+        raised before the model runs; an error inside the model's forward or backward is the
+        model's: "the model raised on the inputs (input (2, 3, 224, 224) float32): ...", of
+        the original's type where it can carry the message (else RuntimeError), the original
+        chained as ``__cause__`` (``errors.py``)."""
         algo = ALGORITHMS[checks.check_algorithm(algorithm, self.algorithms)]
         goal = as_target(target, label)
-        tensors = checks.to_tensors(inputs)
+        tensors = checks.to_tensors(inputs, self.model, stacklevel=3)
         connection = checks.check_connection(connection, len(tensors))
         with eval_mode(self.model), torch.inference_mode(False), torch.enable_grad():
             out, layers, batch, left_out = self._forward(tensors, connection)
@@ -140,7 +151,7 @@ class CamEngine:
                 )
             score = per_sample.sum()
             classes = goal.classes(out)
-            maps, reached = self._backward(score, layers, algo.layer_map)
+            maps, reached = self._backward(score, layers, algo.layer_map, batch)
             del score
         infos = reaching(layers, reached, left_out)
         maps = {info.name: maps[info.name] for info in infos}
@@ -158,17 +169,27 @@ class CamEngine:
 
     @staticmethod
     def _backward(
-        score: torch.Tensor, layers: list[Layer], layer_map: LayerMap
+        score: torch.Tensor, layers: list[Layer], layer_map: LayerMap, batch: list[torch.Tensor]
     ) -> tuple[dict[str, torch.Tensor], dict[str, bool]]:
         """The activation-only backward. Each layer's map is computed by a hook on its
         activation as soon as that gradient exists, so gradients are freed as the backward goes
         on instead of all being held at its end. The backward stops at the depth-1 layers.
-        Also returns, per layer, whether any gradient reached its grid positions."""
+        Also returns, per layer, whether any gradient reached its grid positions. An error of
+        the backward itself (a custom autograd function's) is the model's (``errors``); one of
+        the maps' hooks propagates as it came."""
         maps: dict[str, torch.Tensor] = {}
         reach: dict[str, torch.Tensor] = {}
+        ours: list[BaseException] = []  # errors of the hooks below: the engine's, not the model's
 
         def make_hook(layer: Layer) -> Callable[[torch.Tensor | None], None]:
             def hook(grad: torch.Tensor | None) -> None:
+                try:
+                    layer_hook(grad)
+                except BaseException as err:
+                    ours.append(err)
+                    raise
+
+            def layer_hook(grad: torch.Tensor | None) -> None:
                 cap = layer.capture
                 if layer.info.name not in maps and grad is not None and cap is not None:
                     with torch.no_grad():
@@ -200,7 +221,16 @@ class CamEngine:
                 roots.append((lay, cap.tensor if cap.recompute is None else cap.recompute[1]))
         try:
             ends = [t for _, t in roots]
-            grads = torch.autograd.grad(score, ends, allow_unused=True, materialize_grads=True)
+            try:
+                grads = torch.autograd.grad(
+                    score, ends, allow_unused=True, materialize_grads=True
+                )
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as err:
+                if ours:
+                    raise
+                raise model_raised(err, batch, backward=True) from err
             del ends
             for (lay, _), grad in zip(roots, grads, strict=True):
                 cap = lay.capture
@@ -230,6 +260,7 @@ class CamEngine:
         """One forward with capture hooks. Returns (the output, the layers of ``connection`` in
         execution order, the batched inputs, the outputs left out and why)."""
         tensors = checks.add_batch_dim(tensors, connection)
+        checks.check_batch(tensors, connection)
         batch = [self._prepare(t) for t in tensors]
         if not batch[connection].requires_grad:
             raise ValueError(
@@ -244,11 +275,8 @@ class CamEngine:
                     output = self.model(*[x.clone() if x.requires_grad else x for x in batch])
                 except torch.OutOfMemoryError:
                     raise
-                except Exception as err:
-                    raise ValueError(
-                        f"inputs: the model rejected the inputs ({checks.describe_inputs(batch)})"
-                        f": {type(err).__name__}: {err}"
-                    ) from err
+                except Exception as err:  # the model's own error, not the inputs'
+                    raise model_raised(err, batch) from err
             changed = {c.key for c in rec.captures
                        if c.recompute is None and c.tensor._version != c.version}
             stale = {c.key for c in rec.captures  # a norm whose input was rewritten too

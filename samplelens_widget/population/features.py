@@ -6,6 +6,8 @@
   layer's output per sample (globally average-pooled over its grid when it is a map, whatever
   its layout: the patch tokens of a ViT, not its channels); ``cached_features`` puts
   a ``FeatureCache`` (memory + disk) in front of it.
+- ``LayerTap`` / ``plan_features``: the same for a caller that runs the forwards itself (the
+  widget's slice pass, which reads the model's output from the same forwards).
 
 Pure torch + numpy; nothing from the widget.
 """
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from samplelens_widget.cam.capture import all_modules, eval_mode, first_tensor, model_device
+from samplelens_widget.cam.errors import model_raised
 from samplelens_widget.cam.layouts import Layout, LayoutSpec
 from samplelens_widget.population.cache import (
     USER_CACHE_DIR,
@@ -34,7 +37,9 @@ from samplelens_widget.population.cache import (
 from samplelens_widget.population.items import dataset_length, split_item
 
 __all__ = [
+    "FeaturePlan",
     "Features",
+    "LayerTap",
     "Progress",
     "cached_features",
     "check_layer",
@@ -42,6 +47,7 @@ __all__ = [
     "extract_features",
     "layer_names",
     "layer_reader",
+    "plan_features",
     "resolve_layer",
 ]
 
@@ -200,26 +206,91 @@ def _pool(
     return out.float().clone()  # a copy: a later in-place operation must not change it
 
 
-@contextmanager
-def _layer_hook(
-    module: nn.Module, layer: str, call: int, reader: Layout | None, argname: str
-) -> Iterator[dict[str, Any]]:
-    """Keep the pooled output of the ``call``-th call of ``module`` in each forward."""
-    state: dict[str, Any] = {"calls": 0, "out": None, "batch": 0}
-    owner = threading.get_ident()
+class LayerTap:
+    """The pooled output (see ``_pool``) of the ``call``-th call of one layer in the forwards
+    of ``model`` that someone else runs (``extract_features``, the widget's slice pass)::
 
-    def hook(_module: nn.Module, _args: tuple[object, ...], output: object) -> None:
-        if threading.get_ident() != owner:  # someone else's forward: not ours to record
-            return
-        state["calls"] += 1
-        if state["calls"] == call:
-            state["out"] = _pool(output, layer, state["batch"], reader, argname)
+        with tap.hooked():       # the hooks live inside: removed on every path
+            model(*inputs)       # any number of forwards, batched or one sample at a time
+        pooled = tap.take()      # (samples of those forwards, D), or None: ``tap.error``
 
-    handle = module.register_forward_hook(hook)
-    try:
-        yield state
-    finally:
-        handle.remove()
+    Hooks on the model itself mark where each forward starts (its batch size) and ends: a
+    forward that raises leaves nothing behind. A layer whose output cannot be pooled, or that a
+    forward does not reach ``call`` times, sets ``error`` (a ``ValueError`` naming ``argname``)
+    instead of raising inside the forward; later forwards are not recorded. Only forwards on
+    the thread that entered ``hooked()`` count."""
+
+    def __init__(
+        self, model: nn.Module, layer: str, reader: Layout | None, argname: str = "layer"
+    ) -> None:
+        self.model = model
+        self.path, self.module, self.call = _parse_layer(model, layer, argname)
+        self.name = self.path if self.call == 1 else f"{self.path}#{self.call}"
+        self.reader = reader
+        self.argname = argname
+        self.error: ValueError | None = None
+        self._calls = 0
+        self._batch = 0
+        self._out: torch.Tensor | None = None
+        self._kept: list[torch.Tensor] = []
+
+    @contextmanager
+    def hooked(self) -> Iterator[None]:
+        owner = threading.get_ident()
+
+        def ours() -> bool:  # someone else's forward is not ours to record
+            return threading.get_ident() == owner and self.error is None
+
+        def start(_module: nn.Module, args: tuple[object, ...]) -> None:
+            if ours():
+                first = first_tensor(args)
+                self._calls, self._out = 0, None
+                self._batch = int(first.shape[0]) if first is not None and first.dim() else 0
+
+        def layer(_module: nn.Module, _args: tuple[object, ...], output: object) -> None:
+            if not ours():
+                return
+            self._calls += 1
+            if self._calls == self.call:
+                try:
+                    self._out = _pool(output, self.name, self._batch, self.reader, self.argname)
+                except Exception as err:  # kept, not raised: the forward goes on without us
+                    self.error = err if isinstance(err, ValueError) else ValueError(
+                        f"{self.argname}: {self.name!r} cannot be pooled: "
+                        f"{type(err).__name__}: {err}"
+                    )
+
+        def end(_module: nn.Module, _args: tuple[object, ...], _output: object) -> None:
+            if not ours():
+                return
+            if self._out is None:
+                self.error = ValueError(
+                    f"{self.argname}: {self.name!r} is never computed: module {self.path!r} is "
+                    f"called {self._calls} time(s) per forward"
+                    + (f"; allowed: {_call_names(self.path, self._calls)}" if self._calls else "")
+                )
+            else:
+                self._kept.append(self._out)
+                self._out = None
+
+        handles = [
+            self.model.register_forward_pre_hook(start),
+            self.module.register_forward_hook(layer),
+            self.model.register_forward_hook(end),
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def take(self) -> torch.Tensor | None:
+        """The pooled outputs of the forwards since the last ``take``, in order, as one
+        ``(N, D)`` tensor; None after an error (``error``) or without a forward."""
+        kept, self._kept = self._kept, []
+        if self.error is not None or not kept:
+            return None
+        return kept[0] if len(kept) == 1 else torch.cat(kept)
 
 
 def _collate(dataset: Any, start: int, stop: int) -> list[torch.Tensor]:
@@ -293,57 +364,34 @@ def extract_features(
             layer, found = resolve_layer(model, first, layer, device, layout, argname)
         if isinstance(reader, str):
             reader = found
-    path, module, call = _parse_layer(model, layer, argname)
-    name = path if call == 1 else f"{path}#{call}"
-
+    tap = LayerTap(model, layer, reader, argname)
     features: np.ndarray | None = None
     if progress is not None:
         progress(0, n)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         # the lock per batch: an interactive analysis can slip in between batches
-        with held, eval_mode(model), torch.no_grad(), _layer_hook(
-            module, name, call, reader, argname
-        ) as state:
+        with held, eval_mode(model), torch.no_grad(), tap.hooked():
             batch = [t.to(device, non_blocking=True) for t in _collate(dataset, start, stop)]
-            state.update(calls=0, out=None, batch=stop - start)
             try:
                 model(*batch)
-            except ValueError as err:
-                if str(err).startswith(f"{argname}: "):
-                    raise
-                raise _rejected(batch, start, stop, err) from err
             except Exception as err:
-                raise _rejected(batch, start, stop, err) from err
-        if state["out"] is None:
-            count = state["calls"]
-            raise ValueError(
-                f"{argname}: {name!r} is never computed: module {path!r} is called {count} "
-                f"time(s) per forward"
-                + (f"; allowed: {_call_names(path, count)}" if count else "")
-            )
-        out = state["out"]
+                raise model_raised(err, batch, where=f"items {start}..{stop - 1}") from err
+        out = tap.take()
+        if out is None:
+            assert tap.error is not None
+            raise tap.error
         if features is None:
             features = np.empty((n, out.shape[1]), dtype=np.float32)
         features[start:stop] = out.cpu().numpy()
         if progress is not None:
             progress(stop, n)
     assert features is not None
-    return features, name
+    return features, tap.name
 
 
 def _call_names(path: str, count: int) -> str:
     return ", ".join(repr(path if k == 1 else f"{path}#{k}") for k in range(1, count + 1))
-
-
-def _rejected(
-    batch: list[torch.Tensor], start: int, stop: int, err: Exception
-) -> ValueError:
-    shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in batch)
-    return ValueError(
-        f"dataset: the model rejected items {start}..{stop - 1} (inputs: {shapes}): "
-        f"{type(err).__name__}: {err}"
-    )
 
 
 @dataclass(frozen=True)
@@ -355,6 +403,50 @@ class Features:
     layer: str
     key: str
     source: str
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """What is known of a data set's features before any pass: the normalised ``layer``, the
+    cache ``key``, how the layer's output is read (``reader``; ``"infer"``: not analysed yet,
+    see ``layer_reader``) and what the cache holds (``hit``: ``Features`` or None)."""
+
+    layer: str
+    key: str
+    reader: Layout | None | str
+    hit: Features | None
+
+
+def plan_features(
+    model: nn.Module,
+    dataset: Any,
+    layer: str | None,
+    cache: FeatureCache,
+    *,
+    device: torch.device | str | None = None,
+    layout: LayoutSpec = None,
+    lock: AbstractContextManager[Any] | None = None,
+    argname: str = "layer",
+) -> FeaturePlan:
+    """``cached_features`` up to its cache lookup, for a caller that runs the forwards itself
+    (with a ``LayerTap``) and then ``cache.put(plan.key, ...)``. ``layer=None`` is resolved to
+    the deepest spatial layer (one analysis of the first item, under ``lock``)."""
+    _check_model(model)
+    n = _check_dataset(dataset)
+    reader: Layout | None | str = "infer"  # a cache hit needs no analysis at all
+    if layer is None:
+        dev = model_device(model) if device is None else torch.device(device)
+        with lock if lock is not None else nullcontext():
+            first, _ = split_item(dataset[0])
+            layer, reader = resolve_layer(model, first, None, dev, layout, argname)
+    path, _, call = _parse_layer(model, layer, argname)
+    name = path if call == 1 else f"{path}#{call}"
+    key = feature_key(model_hash(model), dataset_fingerprint(dataset), name)
+    hit = cache.lookup(key)
+    found = None
+    if hit is not None and hit[0].shape[0] == n and hit[1] == name:
+        found = Features(*hit[:2], key, hit[2])
+    return FeaturePlan(name, key, reader, found)
 
 
 def cached_features(
@@ -379,26 +471,19 @@ def cached_features(
     before the lookup, so both spellings share one entry. ``layout``, ``lock`` and ``argname``
     as in ``extract_features``."""
     _check_model(model)
-    n = _check_dataset(dataset)
+    _check_dataset(dataset)
     if cache is None:
         cache = FeatureCache(cache_dir)
     elif not isinstance(cache, FeatureCache):
         raise TypeError(f"cache: expected a FeatureCache or None, got {type(cache).__name__}")
-    reader: Layout | None | str = "infer"  # a cache hit needs no analysis at all
-    if layer is None:
-        dev = model_device(model) if device is None else torch.device(device)
-        with lock if lock is not None else nullcontext():
-            first, _ = split_item(dataset[0])
-            layer, reader = resolve_layer(model, first, None, dev, layout, argname)
-    path, _, call = _parse_layer(model, layer, argname)
-    name = path if call == 1 else f"{path}#{call}"
-    key = feature_key(model_hash(model), dataset_fingerprint(dataset), name)
-    hit = cache.lookup(key)
-    if hit is not None and hit[0].shape[0] == n and hit[1] == name:
-        return Features(*hit[:2], key, hit[2])
-    features, name = extract_features(
-        model, dataset, name, batch_size=batch_size, device=device, progress=progress,
-        reader=reader, layout=layout, lock=lock, argname=argname,
+    plan = plan_features(
+        model, dataset, layer, cache, device=device, layout=layout, lock=lock, argname=argname
     )
-    stored, name = cache.put(key, features, name)
-    return Features(stored, name, key, "computed")
+    if plan.hit is not None:
+        return plan.hit
+    features, name = extract_features(
+        model, dataset, plan.layer, batch_size=batch_size, device=device, progress=progress,
+        reader=plan.reader, layout=layout, lock=lock, argname=argname,
+    )
+    stored, name = cache.put(plan.key, features, name)
+    return Features(stored, name, plan.key, "computed")

@@ -196,10 +196,11 @@ def test_bad_arguments_get_clear_errors_and_the_model_stays_untouched(kwargs, ex
     eng.explain(torch.randn(2, 3, 16, 16))  # still usable
 
 
-def test_inputs_the_model_rejects_name_the_input_and_its_shape():
+def test_inputs_the_model_raises_on_name_the_input_and_its_shape():
     model = mixed_mode_model()
     before = snapshot(model)
-    with pytest.raises(ValueError, match=r"inputs: the model rejected .*input 0: \(2, 4, 16, 16\)"):
+    with pytest.raises(RuntimeError, match=r"the model raised on the inputs \(input "
+                                           r"\(2, 4, 16, 16\) float32\): RuntimeError: "):
         CamEngine(model).explain(torch.randn(2, 4, 16, 16))
     assert_untouched(model, before)
 

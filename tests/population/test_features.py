@@ -207,7 +207,8 @@ def test_a_model_error_mid_way_leaves_the_model_untouched():
     before = snapshot(model)
     bad = [(torch.randn(2, 8, 8), 0)] * 2  # wrong number of channels
     items = [(x, 0) for x in images(4)] + bad
-    with pytest.raises(ValueError, match=r"dataset: the model rejected items 4..5"):
+    raised = r"the model raised on items 4..5 \(input \(2, 2, 8, 8\)"
+    with pytest.raises(RuntimeError, match=raised):
         extract_features(model, Items(items), batch_size=4)
     assert_untouched(model, before)
     with pytest.raises(ValueError, match=r"dataset: items 0..4 cannot be batched"):
@@ -255,6 +256,6 @@ def test_split_item_shapes():
     assert len(split_item(((x, x), torch.tensor(2)))[0]) == 2
     assert split_item({"input": x})[1] is None
     with pytest.raises(TypeError, match="dataset item is a dict with keys"):
-        split_item({"image": x})
+        split_item({"pixels": x})
     with pytest.raises(TypeError, match="dataset item is int"):
         split_item(3)

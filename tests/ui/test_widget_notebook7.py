@@ -43,7 +43,8 @@ def test_quickstart_in_notebook_7(page, jupyter_server):
     for depth in (4, 9, 14):
         set_slider(page, "[data-role=depth]", depth)
         page.wait_for_function(
-            "(d) => document.querySelector('canvas[data-role=overlay]').dataset.depth === String(d)",
+            "(d) => document.querySelector('canvas[data-role=overlay]').dataset.depth"
+            " === String(d)",
             arg=depth,
         )
         hashes.add(canvas(page)["hash"])
