@@ -2,11 +2,13 @@
 // over the caches (state.ts), the request planner (requests.ts), the reply decoder
 // (replies.ts), plotly.js (plotly.ts) and the event bus (events.ts).
 import { Bus, type Listener, type Reason } from "./events";
+import { type SortSpec, pageOf, sortIds } from "./listOrder";
 import type { AnyModel, Traits } from "./model";
 import { type Plotly, PlotlyLoader } from "./plotly";
-import { type Analysis, type AnalysisKey, type Buffer, type ErrorClasses, errorClasses, keyString, verdictOf, verdictOfRow, withLabel } from "./protocol";
+import { type Analysis, type AnalysisKey, type Buffer, type DepthMap, type ErrorClasses, errorClasses, keyString, verdictOf, verdictOfRow, withLabel } from "./protocol";
 import { type Decoders, decoders, dispatch } from "./replies";
 import { Requests } from "./requests";
+import { type Range, type Scale, sameGroup, scaleRange, scoreKind } from "./scale";
 import { GRID_MAX, PAGE_SIZE, type Population, State } from "./state";
 import type { Info, PageRequest } from "./wire";
 
@@ -23,6 +25,9 @@ export interface ErrorKeys {
   classes: ErrorClasses;
 }
 
+/** The request kinds that change the selection (their errors clear when it changes). */
+const SELECTION_KINDS = new Set(["add", "pick", "select_all", "select_ids"]);
+
 export class App extends State {
   readonly model: AnyModel;
   readonly requests: Requests;
@@ -32,6 +37,8 @@ export class App extends State {
   private errorSeq = 0;
   /** True once the kernel side is gone (see `setDisconnected`). */
   disconnected = false;
+  /** How the maps are coloured (scale.ts): a page-side setting of the viewer, no trait. */
+  scale: Scale = "map";
 
   constructor(model: AnyModel) {
     super();
@@ -39,6 +46,7 @@ export class App extends State {
     this.requests = new Requests(this);
     this.decoders = decoders(this);
     this.plotly = new PlotlyLoader(() => this.requests.plotly(), (text) => this.pushError(text));
+    this.history.note(model.get("slice"), model.get("selected") ?? []);
   }
 
   // ------------------------------------------------------------------ state
@@ -86,15 +94,49 @@ export class App extends State {
     return k ? this.analyses.get(keyString(k)) ?? null : null;
   }
   gridIds(): number[] {
-    const sel = this.get("selected");
-    const start = this.listPage * PAGE_SIZE;
-    return sel.slice(start, start + PAGE_SIZE).slice(0, GRID_MAX);
+    return this.pageIds().slice(0, GRID_MAX);
   }
   pageIds(): number[] {
-    const sel = this.get("selected");
-    const pages = Math.max(1, Math.ceil(sel.length / PAGE_SIZE));
+    const order = this.listIds();
+    const pages = Math.max(1, Math.ceil(order.length / PAGE_SIZE));
     if (this.listPage >= pages) this.listPage = pages - 1;
-    return sel.slice(this.listPage * PAGE_SIZE, (this.listPage + 1) * PAGE_SIZE);
+    return order.slice(this.listPage * PAGE_SIZE, (this.listPage + 1) * PAGE_SIZE);
+  }
+  private orderMemo: { sel: number[]; sig: string; order: number[] } | null = null;
+  /** The selection in the list's order (the sort is a view: `selected` keeps its own order). */
+  listIds(): number[] {
+    const sel = this.get("selected");
+    const sp = this.sort;
+    if (sp.by === "list") return sel;
+    const sim = this.currentSimilar();
+    const sig = `${sp.by}|${sp.desc}|${this.popKey()}|${this.valuesVersion}|${sim ? sim.ids.join(",") : ""}`;
+    const m = this.orderMemo;
+    if (m && m.sel === sel && m.sig === sig) return m.order;
+    const order = sortIds(sel, sp, (id) => this.sortValue(id));
+    this.orderMemo = { sel, sig, order };
+    return order;
+  }
+  /** The value the list sorts `id` by (null: not known yet, or none). */
+  sortValue(id: number): number | null {
+    const by = this.sort.by;
+    if (by === "similarity") return this.currentSimilar()?.sims.get(id) ?? null;
+    if (by === "loss" || by === "confidence") {
+      const v = this.values.get(this.rowKey(id));
+      return v ? v[by] : null;
+    }
+    return id;
+  }
+  /** The last Fetch similar's answer when it is of the current model and slice. */
+  currentSimilar() {
+    const s = this.similar;
+    return s && s.key === this.popKey() ? s : null;
+  }
+  /** Sort the list (its first page shows: the extremes of the column). */
+  setSort(spec: SortSpec): void {
+    this.sort = spec;
+    this.listPage = 0;
+    this.jumpTo = null;
+    this.emit("page");
   }
   /** An analysis of the same sample and model as `k` (`k`'s own first): the prediction and the
    * true label do not depend on the algorithm, the label, the contrast or the connection. */
@@ -131,6 +173,29 @@ export class App extends State {
       classes: ec,
     };
   }
+  setScale(s: Scale): void {
+    if (s === this.scale) return;
+    this.scale = s;
+    this.emit("scale");
+  }
+  /** The raw range map `m` of `a` is coloured on under the current scale (scale.ts). */
+  rangeFor(a: Analysis, m: DepthMap): Range {
+    return scaleRange(this.scale, a, m, this.analyses.values());
+  }
+  /** With the scale "across labels": the key of the predicted class's maps, the reference the
+   * viewed class is compared with, when the page holds none yet (null: not needed). */
+  referenceKey(): AnalysisKey | null {
+    const cur = this.currentKey();
+    if (this.scale !== "labels" || !cur || scoreKind(cur) !== "class" || cur.label === null) return null;
+    const own = this.sampleAnalysis(cur)?.meta;
+    const row = cur.model === this.get("model_name") ? this.rows.get(this.rowKey(cur.id)) : undefined;
+    const pred = own ? own.prediction : row?.prediction;
+    if (typeof pred !== "number" || pred < 0 || pred === cur.label) return null;
+    for (const a of this.analyses.values()) {
+      if (sameGroup(a.meta.key, cur) && a.meta.target === pred) return null; // on the page
+    }
+    return withLabel(cur, pred);
+  }
   /** Keys the viewer needs now: viewed sample, the compared model, the error maps, the grid. */
   neededKeys(): AnalysisKey[] {
     const out: AnalysisKey[] = [];
@@ -149,6 +214,8 @@ export class App extends State {
     if (cur && cmp && cmp !== cur.model) add(this.keyFor(cur.id, cmp));
     const ek = this.errorKeys();
     if (ek) [ek.pred, ek.true, ek.loss].forEach((k) => k && add(k));
+    const ref = this.referenceKey();
+    if (ref) add(ref);
     if (this.get("grid") && tab === "CAM") {
       for (const id of this.gridIds()) {
         if (!cur || id !== cur.id) add(this.keyFor(id));
@@ -200,14 +267,97 @@ export class App extends State {
     this.ensure();
     this.emit("population");
   }
+  /** The *Add* box: an integer id of the slice, else a message (the kernel checks again). */
   addSample(text: string): void {
-    this.requests.addSample(text);
+    const t = text.trim();
+    const n = this.info.slices[this.get("slice")] ?? 0;
+    const slice = `slice '${this.get("slice")}'`; // worded as the kernel's check_id
+    if (!/^\d+$/.test(t)) {
+      const what = t ? `sample id '${t}' is not an integer` : "type a sample id (an integer)";
+      this.pushError(`Add sample: ${what}; expected 0..${n - 1} for ${slice}`, "add");
+      return;
+    }
+    const id = Number(t);
+    if (id >= n) {
+      this.pushError(`Add sample: sample id ${id} is out of range 0..${n - 1} for ${slice}`, "add");
+      return;
+    }
+    this.clearFailures();
+    this.requests.addSample(String(id));
   }
   selectAll(): void {
     this.requests.selectAll();
   }
   fetchSimilar(k: number): void {
     this.requests.fetchSimilar(k);
+  }
+
+  // ------------------------------------------------------- list editing
+  /** The selection changed (from the page or the kernel): remember the one before for Undo;
+   * a lasso or box that replaced a list says so. */
+  noteSelection(): void {
+    const sel = this.get("selected");
+    const changed = this.history.note(this.get("slice"), sel);
+    if (!changed) return;
+    this.jumpTo = null;
+    this.listNote = null;
+    for (const e of this.errors) if (e.what && SELECTION_KINDS.has(e.what)) this.errors = [];
+    const drawn = this.pendingDrawn;
+    this.pendingDrawn = null;
+    if (drawn && drawn.mode === "replace" && performance.now() - drawn.at < 30_000) {
+      const now = new Set(sel);
+      const out = drawn.before.filter((i) => !now.has(i)).length;
+      if (out) {
+        this.listNote = {
+          text: `Lasso/box replaced the list: ${sel.length} in, ${out} of your ${drawn.before.length} out. Shift+drag adds.`,
+          undo: true,
+        };
+      }
+    }
+  }
+  private pendingDrawn: { before: number[]; mode: "replace" | "add"; at: number } | null = null;
+  /** Set the selection from the page (Undo remembers the one before). */
+  setSelection(ids: number[], viewed?: number | null): void {
+    if (viewed !== undefined) this.model.set("viewed", viewed);
+    this.model.set("selected", ids);
+    this.save();
+    this.noteSelection();
+  }
+  /** The row's ×: the sample leaves the list; viewed, its neighbour in the list is viewed. */
+  removeSample(id: number): void {
+    const sel = this.get("selected");
+    if (!sel.includes(id)) return;
+    const rest = sel.filter((i) => i !== id);
+    let viewed: number | null | undefined;
+    if (this.get("viewed") === id) {
+      const order = this.listIds();
+      const at = order.indexOf(id);
+      viewed = order[at + 1] ?? order[at - 1] ?? null;
+    }
+    this.clearFailures();
+    this.setSelection(rest, viewed);
+    this.emit("selected");
+  }
+  clearList(): void {
+    if (!this.get("selected").length) return;
+    this.setSelection([], null);
+    this.emit("selected");
+  }
+  /** Undo the last change of the selection (a few levels). */
+  undo(): void {
+    const past = this.history.undo(this.get("slice"));
+    if (!past) return;
+    const v = this.get("viewed");
+    this.clearFailures();
+    this.setSelection(past, v !== null && past.includes(v) ? v : past[0] ?? null);
+    this.emit("selected");
+  }
+  /** The list page that holds `id` (in the list's order); false when it is not in the list. */
+  showRow(id: number): boolean {
+    const p = pageOf(this.listIds(), id, PAGE_SIZE);
+    if (p < 0) return false;
+    this.listPage = p;
+    return true;
   }
   /** Click on a dot: the sample joins the list and is viewed. */
   pick(id: number): void {
@@ -218,6 +368,7 @@ export class App extends State {
   selectIds(ids: Uint32Array, mode: "replace" | "add"): void {
     this.clearFailures();
     this.lastSelectionSent = performance.now();
+    this.pendingDrawn = { before: this.get("selected").slice(), mode, at: this.lastSelectionSent };
     this.requests.selectIds(ids, mode);
   }
   /** A hover thumbnail (object URL), asked for when missing; null until it arrives. */
@@ -263,14 +414,25 @@ export class App extends State {
     this.plotly.install(buf);
   }
 
-  pushError(text: string): void {
-    this.errors.push({ id: ++this.errorSeq, text });
-    if (this.errors.length > 3) this.errors.shift();
+  /** Show an error: the newest only (it replaces the one shown). `what`: the request kind it
+   * is about (a later success of that kind clears it); `rid`: the request that failed. */
+  pushError(text: string, what: string | null = null, rid?: number | null): void {
+    const kind = what ?? (typeof rid === "number" ? this.requests.kindOf(rid) : null);
+    this.errors = [{ id: ++this.errorSeq, text, what: kind, after: this.requests.lastRid }];
     this.emit("error");
   }
   dismissError(id: number): void {
     this.errors = this.errors.filter((e) => e.id !== id);
     this.emit("error");
+  }
+  /** A reply of `kind` (a request kind) succeeded: it clears the banner when it answers a
+   * request sent after the error, and is of the failed kind (any analysis clears any error). */
+  answered(kind: string, rid: number | null | undefined): void {
+    const e = this.errors[0];
+    if (!e || typeof rid !== "number" || rid <= e.after) return;
+    if (kind === "analyze" || kind === e.what || e.what === null) {
+      this.errors = [];
+    }
   }
 
   // ------------------------------------------------------------ listeners
@@ -279,11 +441,13 @@ export class App extends State {
   }
   /** Show the list page that holds the viewed sample. */
   followViewed(): void {
+    if (this.jumpTo !== null && this.showRow(this.jumpTo)) return;
     const v = this.get("viewed");
-    const i = v === null ? -1 : this.get("selected").indexOf(v);
-    if (i >= 0) this.listPage = Math.floor(i / PAGE_SIZE);
+    if (v !== null) this.showRow(v);
   }
   emit(reason: Reason): void {
+    if (reason === "selected") this.noteSelection();
+    if (reason === "viewed") this.jumpTo = null;
     if (reason === "viewed" || reason === "selected") this.followViewed();
     if (reason !== "depth") this.ensure();
     this.bus.emit(reason);

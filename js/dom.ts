@@ -21,11 +21,12 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
-/** Fill a <select> with options, keeping it untouched when they did not change. */
-export function setOptions(sel: HTMLSelectElement, options: [string, string][], value: string): void {
+/** Fill a <select> with options (`[value, text, title?]`: a shortened text keeps its full
+ * form in the title), keeping it untouched when they did not change. */
+export function setOptions(sel: HTMLSelectElement, options: ([string, string] | [string, string, string])[], value: string): void {
   const sig = JSON.stringify(options);
   if (sel.dataset.sig !== sig) {
-    sel.replaceChildren(...options.map(([v, t]) => h("option", { value: v }, t)));
+    sel.replaceChildren(...options.map(([v, t, title]) => h("option", { value: v, title: title !== undefined && title !== t ? title : undefined }, t)));
     sel.dataset.sig = sig;
   }
   if (sel.value !== value) sel.value = value;

@@ -16,6 +16,7 @@ export type Reason =
   | "similar"
   | "thumb"
   | "error"
+  | "scale" // the viewer's colour scale (page-side only, see scale.ts)
   | "connection"; // the kernel went away (restart, shutdown) or answered again
 
 export type Listener = (reason: Reason) => void;

@@ -3,6 +3,7 @@ import { App } from "./app";
 import { expose } from "./debug";
 import { h } from "./dom";
 import type { Reason } from "./events";
+import { watchWidth } from "./layout";
 import type { AnyModel, TraitName } from "./model";
 import { Controller } from "./panels/controller";
 import { ErrorAnalysis } from "./panels/errors";
@@ -39,6 +40,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     ),
   );
   el.replaceChildren(root);
+  const unwatchWidth = watchWidth(root); // data-width="wide|medium|narrow" (js/layout.ts)
   expose(root, app, scatter); // root.__samplelens: the App, and debug() for tests
 
   const updateAll = (reason: Reason) => {
@@ -89,6 +91,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
   return () => {
     for (const [ev, fn] of handlers) model.off(ev, fn);
     unsubscribe();
+    unwatchWidth();
     scatter.destroy();
   };
 }

@@ -4,6 +4,7 @@ import { outlineOf, paintOutline } from "./outline";
 import { bilinear } from "./upsample";
 import type { Analysis, DepthMap } from "./protocol";
 import { mapAt } from "./protocol";
+import { type Range, rangeOfMap, remap, remapTable } from "./scale";
 
 /**
  * out = rint((1 - opacity) * base + opacity * lut[round(heat)]) per RGB channel, alpha 255
@@ -123,6 +124,12 @@ export class OverlayCanvas {
   private image: ImageData | null = null;
   analysis: Analysis | null = null;
   layer: DepthMap | null = null;
+  /** The raw range the last drawn map was coloured on (the legend's numbers). */
+  range: Range = [0, 1];
+  private own: Range = [0, 1];
+  private tableKey = "";
+  private index = new Uint8Array(256);
+  private table = new Uint8Array(768);
   drawCount = 0;
 
   constructor(className = "sl-canvas") {
@@ -149,8 +156,29 @@ export class OverlayCanvas {
     return this.base !== null && this.baseKey === key;
   }
 
+  /** The colour table of a map of raw range `own` on the scale `range` (scale.ts): the
+   * colormap's own table on the map's own range, else one remapped copy, kept while the
+   * colormap and both ranges stay. */
+  private tableFor(colormap: string, own: Range, range: Range): Uint8Array {
+    const base = lut(colormap);
+    if ((own[0] === range[0] && own[1] === range[1]) || !(range[1] > range[0])) {
+      // the map's own stretch, or an empty scale (then every map is constant: its bytes are 0)
+      remap(0, 1, 0, 1, this.index);
+      this.tableKey = "";
+      return base;
+    }
+    const key = `${colormap}|${own[0]}|${own[1]}|${range[0]}|${range[1]}`;
+    if (key !== this.tableKey) {
+      remap(own[0], own[1], range[0], range[1], this.index);
+      remapTable(base, this.index, this.table);
+      this.tableKey = key;
+    }
+    return this.table;
+  }
+
   /** Draw the heat of `depth` over the base (and, for a segmentation when `outline`, the
-   * contour of the explained class's pixels). Returns false when the base is missing. */
+   * contour of the explained class's pixels). `scale`: the raw range to colour the drawn map
+   * on (scale.ts; null: the map's own). Returns false when the base is missing. */
   draw(
     analysis: Analysis,
     akey: string,
@@ -159,6 +187,7 @@ export class OverlayCanvas {
     opacity: number,
     showHeat = true,
     outline = false,
+    scale: ((m: DepthMap) => Range) | null = null,
   ): boolean {
     if (!this.base || !this.image) return false;
     const W = this.canvas.width;
@@ -171,8 +200,12 @@ export class OverlayCanvas {
       this.heat = bilinear(m.data, m.h, m.w, H, W, this.heat ?? undefined);
       this.heatKey = hk;
     }
+    this.own = rangeOfMap(m);
+    this.range = scale ? scale(m) : this.own;
     if (showHeat) {
-      composite(this.base, this.heat, lut(colormap), opacity, this.image.data);
+      composite(this.base, this.heat, this.tableFor(colormap, this.own, this.range), opacity, this.image.data);
+      // where the map's maximum lands on the colour scale (255: the top; lower: a weaker map)
+      this.canvas.dataset.top = String(this.index[m.flat ? 0 : 255]);
     } else {
       this.image.data.set(this.base);
     }
@@ -186,6 +219,7 @@ export class OverlayCanvas {
     this.ctx.putImageData(this.image, 0, 0);
     this.drawCount++;
     this.canvas.dataset.depth = String(m.depth);
+    this.canvas.dataset.scale = `${this.range[0]},${this.range[1]}`;
     this.canvas.dataset.draws = String(this.drawCount);
     return true;
   }
@@ -200,12 +234,23 @@ export class OverlayCanvas {
     return true;
   }
 
-  /** Heat value in [0, 1] at canvas pixel (x, y), or null. */
+  /** Heat at canvas pixel (x, y) as a position in [0, 1] on the scale the map was drawn on
+   * (on its own range: the map's byte / 255), or null. */
   valueAt(x: number, y: number): number | null {
+    const v = this.rawAt(x, y);
+    if (v === null) return null;
+    const [lo, hi] = this.range;
+    if (this.own[0] === lo && this.own[1] === hi) return this.heat![Math.floor(y) * this.canvas.width + Math.floor(x)] / 255;
+    return hi > lo ? Math.max(0, Math.min(1, (v - lo) / (hi - lo))) : 0;
+  }
+
+  /** The raw map value at canvas pixel (x, y) (lo + heat / 255 * (hi - lo)), or null. */
+  rawAt(x: number, y: number): number | null {
     if (!this.heat) return null;
     const W = this.canvas.width;
     const H = this.canvas.height;
     if (x < 0 || y < 0 || x >= W || y >= H) return null;
-    return this.heat[Math.floor(y) * W + Math.floor(x)] / 255;
+    const u = this.heat[Math.floor(y) * W + Math.floor(x)];
+    return this.own[0] + (u / 255) * (this.own[1] - this.own[0]);
   }
 }

@@ -6,7 +6,8 @@ export type { AnalysisKey, LayerMeta, SegmentationMeta };
 /** An analysis message (the kernel's answer to one key), as wire.ts declares it. */
 export type AnalysisMeta = Reply<"analysis">;
 
-/** One map per depth, uint8 at feature resolution. */
+/** One map per depth, uint8 at feature resolution; byte u stands for the raw value
+ * lo + u / 255 * (hi - lo) (see scale.ts). */
 export interface DepthMap extends LayerMeta {
   data: Uint8Array;
   /** All zeros: the layer's map was constant (nothing to show at this depth). */
@@ -154,8 +155,8 @@ export function decodeAnalysis(meta: AnalysisMeta, buffers: Buffer[]): Analysis 
     const copy = data.slice();
     let flat = true;
     for (let j = 0; j < copy.length && flat; j++) if (copy[j] !== 0) flat = false;
-    const { depth, name, shape, layout, aliases } = l;
-    return { depth, name, shape, layout, aliases, h: l.h, w: l.w, data: copy, flat };
+    const { depth, name, shape, layout, aliases, lo, hi } = l;
+    return { depth, name, shape, layout, aliases, h: l.h, w: l.w, lo, hi, data: copy, flat };
   });
   const image = meta.image ? toBytes(buffers[n]).slice() : null;
   const pixels = seg ? decodePixels(seg, buffers[expected - 1]) : null;

@@ -19,13 +19,30 @@ export function decoders(app: App): Decoders {
     rows: (content, buffers) => {
       content.rows.forEach((r, i) => {
         const url = png(buffers[i]);
-        app.rows.put(`${content.model}|${content.slice}|${r.id}`, { ...r, thumb: url });
+        const key = `${content.model}|${content.slice}|${r.id}`;
+        app.rows.put(key, { ...r, thumb: url });
+        app.values.put(key, { loss: r.loss, confidence: r.confidence ?? null });
       });
+      app.valuesVersion++;
       app.sent.rows = "";
+      app.answered("rows", content.rid);
+      app.emit("rows");
+    },
+    values: (content) => {
+      content.ids.forEach((id, i) => {
+        app.values.put(`${content.model}|${content.slice}|${id}`, {
+          loss: content.loss[i] ?? null,
+          confidence: content.confidence[i] ?? null,
+        });
+      });
+      app.valuesVersion++;
+      app.sent.values = "";
+      app.answered("values", content.rid);
       app.emit("rows");
     },
     stats: (content) => {
       app.stats.set(`${content.model}|${content.slice}`, content);
+      app.answered("stats", content.rid);
       app.emit("stats");
     },
     visual: (content, buffers) => {
@@ -33,11 +50,13 @@ export function decoders(app: App): Decoders {
       if (content.kind === "image" && buffers.length) v.url = png(buffers[0]);
       app.visuals.put(`${content.name}|${content.slice}|${content.id}|${content.connection}`, v);
       app.sent.visual = "";
+      app.answered("visual", content.rid);
       app.emit("visual");
     },
     plotly_js: (_content, buffers) => app.installPlotly(buffers[0]),
     population: (content, buffers) => {
       app.popReceivedAt = performance.now();
+      app.answered("population", content.rid);
       onPopulation(app, content, buffers);
     },
     population_progress: (content) => {
@@ -61,19 +80,7 @@ export function decoders(app: App): Decoders {
       app.sent.pop.delete(pk);
       app.emit("population");
     },
-    similar: (content) => {
-      const key = `${content.model}|${content.slice}`;
-      const sims = new Map<number, number>();
-      content.ids.forEach((id, i) => sims.set(id, content.similarities[i]));
-      app.similar = { key, query: content.query, ids: content.ids, sims };
-      if (key === app.popKey()) {
-        const sel = app.get("selected");
-        const have = new Set(sel);
-        const add = content.ids.filter((i) => !have.has(i));
-        if (add.length) app.setTrait("selected", [...sel, ...add]);
-      }
-      app.emit("similar");
-    },
+    similar: (content) => onSimilar(app, content),
     thumb: (content, buffers) => {
       const url = png(buffers[0]);
       app.thumbs.put(`${content.slice}|${content.id}`, url);
@@ -87,7 +94,7 @@ export function decoders(app: App): Decoders {
         app.sent.analyze = app.sent.analyze.split(";").filter((s) => s && s !== ks).join(";");
       }
       if (content.request === "rows") app.rowsFailed = true;
-      app.pushError(content.message);
+      app.pushError(content.message, content.key ? "analyze" : content.request ?? null, content.rid);
     },
   };
 }
@@ -117,7 +124,43 @@ function onAnalysis(app: App, meta: AnalysisMeta, buffers: Buffer[]): void {
   if (typeof meta.rid === "number") app.lastAnswerRid = Math.max(app.lastAnswerRid, meta.rid);
   // answered: no longer on its way (if it is evicted and needed again, it is asked again)
   app.sent.analyze = app.sent.analyze.split(";").filter((s) => s && s !== ks).join(";");
+  app.answered("analyze", meta.rid);
   app.emit("analysis");
+}
+
+/** *Fetch similar*'s answer: the new neighbours join the list, which shows their page, marks
+ * them and says what happened (or, with nothing to add, why). */
+function onSimilar(app: App, content: Reply<"similar">): void {
+  const key = `${content.model}|${content.slice}`;
+  const sims = new Map<number, number>();
+  content.ids.forEach((id, i) => sims.set(id, content.similarities[i]));
+  const sim = { key, query: content.query, ids: content.ids, sims, added: new Set<number>() };
+  app.similar = sim;
+  app.answered("similar", content.rid);
+  if (key === app.popKey()) {
+    const sel = app.get("selected");
+    const have = new Set(sel);
+    const add = content.ids.filter((i) => !have.has(i));
+    add.forEach((i) => sim.added.add(i));
+    if (add.length) app.setSelection([...sel, ...add]);
+    if (content.note) {
+      app.listNote = { text: content.note };
+    } else if (!add.length) {
+      app.listNote = { text: `Fetch similar: nothing new to add; the ${content.ids.length} most similar samples are in the list already.` };
+    } else {
+      const order = app.listIds();
+      const first = order.find((i) => sim.added.has(i))!;
+      app.jumpTo = first;
+      app.showRow(first);
+      const at = order.indexOf(first);
+      const together = order.slice(at, at + add.length).every((i) => sim.added.has(i));
+      const where = together ? ` as rows ${at + 1}–${at + add.length}` : "";
+      app.listNote = {
+        text: `Fetch similar added ${add.length} sample${add.length === 1 ? "" : "s"}${where}.`,
+      };
+    }
+  }
+  app.emit("similar");
 }
 
 function onPopulation(app: App, content: Reply<"population">, buffers: Buffer[]): void {

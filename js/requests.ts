@@ -6,14 +6,27 @@ import type { Ask, PageRequest, RequestKind } from "./wire";
 
 export class Requests {
   private rid = 0;
+  /** the kind of each recent request id (an error reply names its rid, not always its kind) */
+  private kinds = new Map<number, RequestKind>();
 
   constructor(private app: App) {}
+
+  /** The id of the last request sent (0: none yet). */
+  get lastRid(): number {
+    return this.rid;
+  }
+  /** The kind of request `rid` (null when unknown or long gone). */
+  kindOf(rid: number): RequestKind | null {
+    return this.kinds.get(rid) ?? null;
+  }
 
   /** Send one request with the next request id (and, for select_ids, its buffers).
    * (`& { type: K }` lets tsc infer K from the literal, so each call is checked as Ask<K>.) */
   ask<K extends RequestKind>(msg: Ask<K> & { type: K }, buffers?: ArrayBufferView[]): void {
     const { type, ...rest } = msg;
     const content = { type, rid: ++this.rid, ...rest } as unknown as PageRequest;
+    this.kinds.set(this.rid, type);
+    if (this.kinds.size > 256) this.kinds.delete(this.kinds.keys().next().value as number);
     this.app.send(content, buffers);
   }
 
@@ -65,6 +78,17 @@ export class Requests {
       this.ask({ type: "rows", model, slice, ids: missing, page: app.listPage });
     }
     sent.rows = missing.length ? rsig : "";
+
+    // sorting by loss or confidence: those of every selected sample (no thumbnails)
+    const by = app.sort.by;
+    if (by === "loss" || by === "confidence") {
+      const lacking = app.get("selected").filter((id) => !app.values.has(app.rowKey(id)));
+      const vsig = `${model}|${slice}|${lacking.length}|${lacking.slice(0, 50).join(",")}`;
+      if (lacking.length && vsig !== sent.values) {
+        sent.values = vsig;
+        this.ask({ type: "values", model, slice, ids: lacking });
+      }
+    }
 
     const skey = `${model}|${slice}`;
     if (app.get("viewed") !== null && !app.stats.has(skey) && !sent.stats.has(skey)) {

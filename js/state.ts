@@ -1,5 +1,6 @@
 // What the page holds: caches of what the kernel sent (bounded, oldest out first), the
 // requests in flight, and the kinds of things the panels show.
+import { LIST_ORDER, SelectionHistory, type SortSpec } from "./listOrder";
 import type { Analysis } from "./protocol";
 import type { Column } from "./scatter/colors";
 import type { Row as WireRow, StatsReply, VisualReply } from "./wire";
@@ -24,6 +25,30 @@ export interface Similar {
   query: number[];
   ids: number[];
   sims: Map<number, number>;
+  /** the ids this fetch added to the list (marked there) */
+  added: Set<number>;
+}
+
+/** A line under the list's toolbar: what the last list action did, in words. */
+export interface ListNote {
+  text: string;
+  /** offer Undo beside it (a lasso that replaced a list) */
+  undo?: boolean;
+}
+
+/** The sort columns of one row (from a rows or a values reply). */
+export interface RowValues {
+  loss: number | null;
+  confidence: number | null;
+}
+
+/** The error banner: the newest error only. `what`: the request kind that failed (a reply of
+ * that kind, or any analysis, sent after `after` clears it). */
+export interface PageError {
+  id: number;
+  text: string;
+  what: string | null;
+  after: number;
 }
 
 /** A row of the sample list, with its thumbnail. */
@@ -61,6 +86,7 @@ export interface Sent {
   analyze: string;
   rows: string;
   stats: Set<string>;
+  values: string;
   visual: string;
   pop: Set<string>;
   thumb: string;
@@ -83,11 +109,23 @@ export class State {
   lastSelectionSent = 0;
   /** performance.now() when the last population message arrived (for the benchmark). */
   popReceivedAt = 0;
-  errors: { id: number; text: string }[] = [];
+  /** the error banner: at most one, the newest */
+  errors: PageError[] = [];
   listPage = 0;
+  /** the list's order (a view: `selected` keeps its own) */
+  sort: SortSpec = LIST_ORDER;
+  /** loss and confidence per row key, for sorting the whole list */
+  values = new LRU<RowValues>(200_000);
+  /** bumped when `values` gains entries (the list's sort looks again) */
+  valuesVersion = 0;
+  /** the selections before the last changes (Undo) */
+  history = new SelectionHistory(10);
+  listNote: ListNote | null = null;
+  /** the first row a Fetch similar added: the list shows its page until the user moves on */
+  jumpTo: number | null = null;
   lastAnswerRid = -1;
   /** A depth set by the slider and not yet sent to the kernel (null when none). */
   localDepth: number | null = null;
   rowsFailed = false;
-  readonly sent: Sent = { analyze: "", rows: "", stats: new Set<string>(), visual: "", pop: new Set<string>(), thumb: "" };
+  readonly sent: Sent = { analyze: "", rows: "", stats: new Set<string>(), values: "", visual: "", pop: new Set<string>(), thumb: "" };
 }

@@ -13,7 +13,7 @@ export interface AnalysisKey {
   contrast?: number | null;
 }
 
-/** One depth's map: the layer, its output shape and layout, the map's size. */
+/** One depth's map: the layer, its output shape and layout, the map's size; `lo`/`hi`: the raw map's min and max (the CAM values before the min-max to uint8): a map byte `u` stands for the value `lo + u / 255 * (hi - lo)`. */
 export interface LayerMeta {
   depth: number;
   name: string;
@@ -22,14 +22,17 @@ export interface LayerMeta {
   aliases: string[];
   h: number;
   w: number;
+  lo: number;
+  hi: number;
 }
 
-/** A sample-list row; a multi-label model's rows add the true and predicted class sets (`label_set` None: the item has no multi-hot label). */
+/** A sample-list row; a multi-label model's rows add the true and predicted class sets (`label_set` None: the item has no multi-hot label). `confidence`: the model's probability of its prediction (None: a regression, or unknown). */
 export interface Row {
   id: number;
   label: number | null;
   prediction: number | null;
   loss: number | null;
+  confidence?: number | null;
   label_set?: number[] | null;
   prediction_set?: number[];
 }
@@ -119,6 +122,15 @@ export interface StatsRequest {
   slice: string;
 }
 
+/** The sample list's sort columns (loss, confidence) of `ids`, without thumbnails: to sort a list longer than a page. */
+export interface ValuesRequest {
+  type: "values";
+  rid?: number;
+  model: string;
+  slice: string;
+  ids: number[];
+}
+
 export interface PopulationRequest {
   type: "population";
   rid?: number;
@@ -165,7 +177,7 @@ export interface SelectIdsRequest {
   ids?: number[];
 }
 
-/** Buffers: one uint8 map (`h * w` bytes) per layer, then the input's PNG if `image`. */
+/** Buffers: one uint8 map (`h * w` bytes) per layer, then the input's PNG if `image`. `score`: the value the maps explain (what the backward was taken of: the logit, the loss, the logit difference of a contrast; null when not finite), `score_name` what it is. */
 export interface AnalysisReply {
   type: "analysis";
   rid: number | null;
@@ -181,6 +193,8 @@ export interface AnalysisReply {
   num_classes: number;
   probabilities: number[] | null;
   topk: [number, number][];
+  score: number | null;
+  score_name: string;
   image: boolean;
   image_size?: number[];
   segmentation?: SegmentationMeta;
@@ -282,6 +296,7 @@ export interface PopulationError {
   message: string;
 }
 
+/** `note`: why nothing (or less than asked) was fetched, in words. */
 export interface SimilarReply {
   type: "similar";
   rid: number | null;
@@ -290,6 +305,18 @@ export interface SimilarReply {
   query: number[];
   ids: number[];
   similarities: number[];
+  note?: string;
+}
+
+/** `loss[i]`, `confidence[i]`: those of sample `ids[i]` (as its list row's). */
+export interface ValuesReply {
+  type: "values";
+  rid: number | null;
+  model: string;
+  slice: string;
+  ids: number[];
+  loss: (number | null)[];
+  confidence: (number | null)[];
 }
 
 /** A request failed; `key`: the analysis that failed, `request`: the kind that did. */
@@ -302,13 +329,13 @@ export interface ErrorReply {
 }
 
 /** Everything the page sends. */
-export type PageRequest = AnalyzeRequest | RowsRequest | VisualRequest | ThumbRequest | PlotlyRequest | StatsRequest | PopulationRequest | SimilarRequest | AddRequest | SelectAllRequest | PickRequest | SelectIdsRequest;
+export type PageRequest = AnalyzeRequest | RowsRequest | VisualRequest | ThumbRequest | PlotlyRequest | StatsRequest | ValuesRequest | PopulationRequest | SimilarRequest | AddRequest | SelectAllRequest | PickRequest | SelectIdsRequest;
 /** Everything the kernel sends. */
-export type KernelReply = AnalysisReply | RowsReply | StatsReply | VisualReply | PlotlyReply | ThumbReply | PopulationReply | PopulationProgress | PopulationCoords | PopulationError | SimilarReply | ErrorReply;
+export type KernelReply = AnalysisReply | RowsReply | StatsReply | VisualReply | PlotlyReply | ThumbReply | PopulationReply | PopulationProgress | PopulationCoords | PopulationError | SimilarReply | ValuesReply | ErrorReply;
 export type RequestKind = PageRequest["type"];
 export type ReplyKind = KernelReply["type"];
-export const REQUEST_KINDS: RequestKind[] = ["analyze", "rows", "visual", "thumb", "plotly_js", "stats", "population", "similar", "add", "select_all", "pick", "select_ids"];
-export const REPLY_KINDS: ReplyKind[] = ["analysis", "rows", "stats", "visual", "plotly_js", "thumb", "population", "population_progress", "population_coords", "population_error", "similar", "error"];
+export const REQUEST_KINDS: RequestKind[] = ["analyze", "rows", "visual", "thumb", "plotly_js", "stats", "values", "population", "similar", "add", "select_all", "pick", "select_ids"];
+export const REPLY_KINDS: ReplyKind[] = ["analysis", "rows", "stats", "visual", "plotly_js", "thumb", "population", "population_progress", "population_coords", "population_error", "similar", "values", "error"];
 /** The reply of kind K. */
 export type Reply<K extends ReplyKind> = Extract<KernelReply, { type: K }>;
 /** A request of kind K without its request id (the page numbers them). */

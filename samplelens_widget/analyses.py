@@ -6,7 +6,6 @@ the widget's trait validators can check a value without running the model.
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ from samplelens_widget.cam import CamEngine, CamResult
 from samplelens_widget.cam.errors import said_of
 from samplelens_widget.cam.outputs import Output
 from samplelens_widget.cam.targets import Class, Contrast, Loss, Target
+from samplelens_widget.model_lock import ModelLock
 from samplelens_widget.protocol.messages import AnalysisKey as KeyMessage
 from samplelens_widget.slice_stats import loss_label
 
@@ -127,7 +127,7 @@ class AnalysisStore:
         self,
         engines: Mapping[str, CamEngine],
         item: Item,
-        lock: threading.RLock,
+        lock: ModelLock,
         size: int = 64,
     ) -> None:
         self.engines = engines

@@ -3,12 +3,16 @@
 ``Answers(session, population, send)``: each method takes the decoded request (see
 ``protocol/messages.py``), computes what it asks through the session or the population and
 sends the reply built by ``protocol/replies.py``. They run on the worker threads
-(``workers.py``); an exception raised here is reported to the page by the widget.
+(``workers.py``); an exception raised here is reported to the page by the widget. Once
+``closed`` is set (the widget closed, or the interpreter exiting) a slice's pass stops between
+two batches (``check_open`` raises ``WidgetClosed``: the widget makes it the pass's
+``stop_check``) and an analysis request between two keys.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,12 +27,15 @@ from samplelens_widget.protocol import replies
 from samplelens_widget.session import Session
 from samplelens_widget.slice_stats import class_label, class_mask, class_set, sample_losses
 from samplelens_widget.visualizers import plotly_js_bytes, render_visual
+from samplelens_widget.workers import WidgetClosed
 
 __all__ = ["DEFAULT_K", "THUMB_HOVER", "Answers"]
 
 DEFAULT_K = 8
 THUMB_HOVER = 72
 PROGRESS_EVERY_S = 0.1
+#: a ``values`` request for more ids than this runs the slice's whole pass first
+VALUES_PASS = 512
 #: errors of one analysis: reported with its key, the other keys of the request still answered
 ANALYSIS_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, IndexError)
 
@@ -45,11 +52,18 @@ class Answers:
         pop: Population,
         send: Send,
         current: Callable[[], tuple[str, str, list[int]]],
+        closed: threading.Event | None = None,
     ) -> None:
         self.session = session
         self.pop = pop
         self.send = send
         self.current = current
+        self.closed = threading.Event() if closed is None else closed
+
+    def check_open(self) -> None:
+        """Raise ``WidgetClosed`` once ``closed`` is set (between a pass's batches)."""
+        if self.closed.is_set():
+            raise WidgetClosed("the widget was closed: its computations stop")
 
     def _reply(self, reply: tuple[Any, list[bytes]]) -> None:
         self.send(*reply)
@@ -84,6 +98,8 @@ class Answers:
         keys = req["keys"]
         images: Sequence[bool] = req.get("images") or [True] * len(keys)
         for raw_key, with_image in zip(keys, images, strict=False):
+            if self.closed.is_set():
+                return
             try:
                 reply = self.analysis_reply(AnalysisKey.from_dict(raw_key), bool(with_image), rid)
             except ANALYSIS_ERRORS as exc:
@@ -175,9 +191,37 @@ class Answers:
         if ids is None:
             ids = selected
         k = req.get("k", DEFAULT_K)
+        note = self._nothing_to_fetch(slice_name, ids, k)
+        if note is not None:  # said in words, not as an error: nothing is wrong
+            self._reply(replies.similar(model, slice_name, ids, [], rid, note))
+            return
         try:
             found = self.pop.similar(model, slice_name, list(ids), k)
         except Exception as exc:
             self._reply(replies.error(f"Fetch similar: {type(exc).__name__}: {exc}", rid))
             return
         self._reply(replies.similar(model, slice_name, ids, found, rid))
+
+    def _nothing_to_fetch(self, slice_name: str, ids: Sequence[Any], k: Any) -> str | None:
+        """Why *Fetch similar* has nothing to add (k is 0, or every sample is in ``ids``), in
+        words; None when it has (a bad ``k`` or id is the similarity index's error)."""
+        if k == 0 and not isinstance(k, bool):
+            return "Fetch similar: k is 0, so there is nothing to fetch; set k to 1 or more."
+        n = self.session.slice_len(slice_name)
+        have = {i for i in ids if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n}
+        if n and len(have) >= n:
+            return (
+                f"Fetch similar: nothing left to add: all {n} samples of slice "
+                f"{slice_name!r} are in the list already."
+            )
+        return None
+
+    def values(self, req: dict[str, Any]) -> None:
+        """The sort columns (loss, confidence) of ``ids``: those of their list rows."""
+        model, slice_name, ids = req["model"], req["slice"], req["ids"]
+        for i in ids:
+            self.session.check_id(slice_name, i)
+        if len(ids) > VALUES_PASS:  # many: the slice's one pass (shared with the population)
+            self.session.stats.of_slice(model, slice_name)
+        table = self.session.stats.rows(model, slice_name, list(ids))
+        self._reply(replies.values(model, slice_name, table, req.get("rid")))

@@ -13,6 +13,7 @@ the session's model lock, so that an interactive analysis never waits long behin
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,9 @@ class Population:
         self._states: dict[tuple[str, str], PopState] = {}
         self._lock = threading.RLock()  # one feature extraction at a time
         self._warmed = False
+        self.umap_thread_name = "samplelens-umap"  # the widget names it after itself
+        self._closed = False
+        self._guard = threading.Lock()  # _closed and the start of a UMAP thread
         session.stats.passes.source = self  # the slice's one pass computes our features
 
     # ----------------------------------------------------------------- layers
@@ -244,9 +248,8 @@ class Population:
     def _start_umap(self, st: PopState, on_umap: Callable[[PopState], Any] | None) -> None:
         if self.projection != "umap" or st.n < MIN_UMAP_SAMPLES or st.umap is not None:
             return
-        if st.background is not None:
+        if st.background is not None or self._closed:
             return
-        st.umap_pending = True
 
         def done(proj: Projection) -> None:
             st.umap_pending = False
@@ -259,14 +262,28 @@ class Population:
                 on_umap(st)
 
         device = self.session.engines[st.model].device
-        st.background = project_in_background(
-            np.array(st.features, dtype=np.float32), done, device=device
-        )
+        features = np.array(st.features, dtype=np.float32)
+        with self._guard:
+            if self._closed:
+                return
+            st.umap_pending = True
+            st.background = project_in_background(
+                features, done, device=device, name=self.umap_thread_name
+            )
 
-    def close(self) -> None:
-        for st in self._states.values():
-            if st.background is not None:
-                st.background.cancel()
+    def close(self, timeout: float = 10.0) -> bool:
+        """Start no UMAP any more, cancel the running ones (``BackgroundProjection.cancel``)
+        and wait for their threads, ``timeout`` seconds at most in all; True when they ended."""
+        with self._guard:
+            self._closed = True
+            jobs = [st.background for st in list(self._states.values()) if st.background]
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + timeout
+        ended = True
+        for job in jobs:
+            ended = job.join(max(0.0, deadline - time.monotonic())) and ended
+        return ended
 
     # ---------------------------------------------------------------- columns
     def column_payloads(self, model_name: str, slice_name: str) -> list[tuple[ColumnMeta, bytes]]:

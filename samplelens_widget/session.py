@@ -9,7 +9,6 @@ It knows nothing of traitlets or the page's messages: ``protocol/replies.py`` bu
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from samplelens_widget.analyses import LRU, AnalysisKey, AnalysisStore
 from samplelens_widget.cam import CamEngine, CamResult
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.data import Sample, png_bytes, split_item
+from samplelens_widget.model_lock import ModelLock
 from samplelens_widget.slice_stats import SliceStats
 
 __all__ = ["Session"]
@@ -76,7 +76,7 @@ class Session:
             if not callable(fn):
                 raise TypeError(f"visualizers[{name!r}]: expected a callable, got {fn!r}")
         #: the model lock: every forward and backward of a model, and the caches below
-        self.lock = threading.RLock()
+        self.lock = ModelLock()
         self._items: LRU[tuple[tuple[torch.Tensor, ...], Any, Any]] = LRU(256)
         self._images: LRU[np.ndarray] = LRU(256)
         self._n_inputs: dict[str, int] = {}
@@ -98,12 +98,14 @@ class Session:
     def check_id(self, slice_name: str, sample_id: Any) -> int:
         """The id as an int, or a ValueError naming the id, the range and the slice."""
         n = self.slice_len(slice_name)
-        if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
-            try:
-                as_float = float(sample_id)
-            except (TypeError, ValueError):
-                as_float = math.nan
-            if not (as_float == as_float and as_float.is_integer()):
+        # ints, numpy ints and integer-valued floats only: a string is no id ("1e2", "3")
+        if isinstance(sample_id, (bool, np.bool_)) or not isinstance(
+            sample_id, (int, np.integer)
+        ):
+            as_float = (
+                float(sample_id) if isinstance(sample_id, (float, np.floating)) else math.nan
+            )
+            if not (math.isfinite(as_float) and as_float.is_integer()):
                 raise ValueError(
                     f"sample id {sample_id!r} is not an integer; expected 0..{n - 1} "
                     f"for slice {slice_name!r}"

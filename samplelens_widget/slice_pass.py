@@ -22,6 +22,7 @@ lock only, never the population's.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from samplelens_widget.model_lock import BatchClock
 from samplelens_widget.population.cache import FeatureCache
 from samplelens_widget.population.features import FeaturePlan, Features, LayerTap
 
@@ -77,6 +79,8 @@ class SlicePass:
         self._followers: dict[Key, list[Progress]] = {}
         self._done: dict[Key, tuple[int, int]] = {}
         self._guard = threading.Lock()
+        #: called before each batch; what it raises stops the pass (the widget's: once closed)
+        self.stop_check: Callable[[], None] | None = None
 
     def known(self, model_name: str, slice_name: str) -> PassResult | None:
         """The pass's result if it has run (never runs it)."""
@@ -136,11 +140,18 @@ class SlicePass:
         pooled: list[np.ndarray] = []
         size = s.slice_batch_size if self.source is None else self.source.chunk
         self._report(key, progress, 0, n)
-        for start in range(0, n, size):
-            ids = list(range(start, min(start + size, n)))
-            # the lock per batch (its item reads and forwards): analyses slip in between
-            with s.lock, tap.hooked() if tap is not None else nullcontext():
+        clock = BatchClock(size)  # batches of ~0.15 s under the lock, up to `size` items
+        start = 0
+        while start < n:
+            if self.stop_check is not None:
+                self.stop_check()
+            ids = list(range(start, min(start + clock.size, n)))
+            start = ids[-1] + 1
+            # the lock per batch (its item reads and forwards), after any analysis that waits
+            with s.lock.background(), tap.hooked() if tap is not None else nullcontext():
+                t0 = time.perf_counter()
                 parts.append(s.predict(model_name, slice_name, ids, len(ids)))
+                clock.took(time.perf_counter() - t0, len(ids))
             if tap is not None and tap.error is None:
                 taken = tap.take()
                 if taken is not None:

@@ -8,7 +8,6 @@ interactive analysis never waits long behind them.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from samplelens_widget.cam.capture import eval_mode
 from samplelens_widget.cam.errors import model_raised
 from samplelens_widget.cam.outputs import Output, read_output
 from samplelens_widget.cam.targets import Loss
+from samplelens_widget.model_lock import ModelLock
 from samplelens_widget.protocol.messages import Row
 from samplelens_widget.slice_pass import SlicePass
 
@@ -43,7 +43,7 @@ class SliceStats:
         engines: Mapping[str, CamEngine],
         item: Item,
         slice_len: Callable[[str], int],
-        lock: threading.RLock,
+        lock: ModelLock,
         batch_size: int = 16,
     ) -> None:
         self.models = models
@@ -106,7 +106,7 @@ class SliceStats:
         logit). A multi-label model adds ``label_sets`` and ``prediction_sets`` (class lists;
         a label that is no multi-hot row: None) and ``correct`` (1 where the two sets are equal,
         0 where they differ, -1 without a label)."""
-        preds, labels, losses = [], [], []
+        preds, labels, losses, confs = [], [], [], []
         label_sets: list[list[int] | None] = []
         pred_sets: list[list[int]] = []
         pixel_acc: list[float] = []
@@ -120,6 +120,7 @@ class SliceStats:
             ys = [None if out.task == "regression" else class_label(it[1], k, out.task)
                   for it in items]
             preds += out.predictions().tolist()
+            confs += _confidences(out)
             labels += [-1 if y is None else y for y in ys]
             losses += sample_losses(out, [it[1] for it in items])
             if out.task == "multilabel":
@@ -132,6 +133,7 @@ class SliceStats:
             "predictions": np.asarray(preds, dtype=np.int64),
             "labels": np.asarray(labels, dtype=np.int64),
             "losses": np.asarray(losses, dtype=np.float64),
+            "confidences": np.asarray(confs, dtype=np.float64),
         }
         if pixel_acc:
             p["pixel_accuracy"] = np.asarray(pixel_acc, dtype=np.float64)
@@ -188,15 +190,26 @@ def _call(model: nn.Module, xs: list[torch.Tensor], sample: int | None) -> Any:
         raise model_raised(err, xs, where) from err
 
 
+def _confidences(out: Output) -> list[float]:
+    """The probability of each sample's predicted class (NaN for a regression)."""
+    probs = out.probabilities()
+    if probs is None:
+        return [math.nan] * out.n
+    pred = out.predictions().to(probs.device)
+    return probs.gather(1, pred[:, None])[:, 0].double().tolist()
+
+
 def _row(p: Mapping[str, Any], i: int, at: int) -> Row:
     """The row of sample ``i``, at index ``at`` of ``predict``'s arrays ``p`` (``at == i`` in
     a slice's statistics)."""
     y, pred, loss = int(p["labels"][at]), int(p["predictions"][at]), float(p["losses"][at])
+    conf = float(p["confidences"][at]) if "confidences" in p else math.nan
     row: Row = {
         "id": int(i),
         "label": None if y < 0 else y,
         "prediction": None if pred < 0 else pred,
         "loss": None if math.isnan(loss) else loss,
+        "confidence": None if math.isnan(conf) else conf,
     }
     if "label_sets" in p:
         row["label_set"] = p["label_sets"][at]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import pathlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
@@ -22,6 +23,7 @@ from torch import nn
 
 from samplelens_widget import arguments as check
 from samplelens_widget import selection
+from samplelens_widget import snapshot as _snapshot
 from samplelens_widget.analyses import AnalysisKey
 from samplelens_widget.answers import DEFAULT_K, Answers
 from samplelens_widget.cam import ALGORITHMS, CamResult
@@ -33,7 +35,7 @@ from samplelens_widget.protocol import REQUESTS, ProtocolError, decode_request, 
 from samplelens_widget.protocol.messages import Info
 from samplelens_widget.session import Session
 from samplelens_widget.trait_types import Index, IndexList, LabelTrait
-from samplelens_widget.workers import Workers
+from samplelens_widget.workers import CLOSE_TIMEOUT_S, WidgetClosed, Workers
 
 __all__ = ["SampleLens"]
 
@@ -130,6 +132,9 @@ class SampleLens(anywidget.AnyWidget):
     ``lens.result`` is the CamResult of the viewed sample; ``lens.overlay()`` the current overlay
     as an array and ``lens.export(path)`` as a PNG; ``lens.sample`` the viewed sample as a
     visualizer sees it; ``lens.wait()`` blocks until the page's pending requests are answered.
+``lens.close()`` ends the widget's threads (named ``samplelens-<n>-interactive``, ``-stats``,
+``-population``, ``-umap``); the interpreter's exit (a script's end, a kernel's shutdown or
+restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
 
     Page and kernel: the traits above sync both ways; everything else travels as the messages
     declared in ``samplelens_widget/protocol/messages.py`` (the page's ``js/wire.ts`` is
@@ -209,7 +214,13 @@ class SampleLens(anywidget.AnyWidget):
             metadata=check.metadata_by_slice(metadata, all_slices, initial_slice, s.slice_len),
         )
         self._population.check_embed_layer(initial_model)
-        answers = self._answers = Answers(s, self._population, self._post, self._current)
+        #: the threads (named ``samplelens-<n>-...``), stopped by ``close()`` or at exit
+        self._workers = Workers(self._run, background)
+        self._population.umap_thread_name = f"{self._workers.prefix}-umap"
+        answers = self._answers = Answers(
+            s, self._population, self._post, self._current, closed=self._workers.closed
+        )
+        s.stats.passes.stop_check = answers.check_open  # a closed widget's pass stops
         #: the one dispatch table: request kind -> handler (threads: ``protocol.REQUESTS``)
         self._handlers: dict[str, Handler] = {
             "analyze": lambda req, _: answers.analyze(req),
@@ -218,6 +229,7 @@ class SampleLens(anywidget.AnyWidget):
             "thumb": lambda req, _: answers.thumb(req),
             "plotly_js": lambda req, _: answers.plotly_js(req),
             "stats": lambda req, _: answers.stats(req),
+            "values": lambda req, _: answers.values(req),
             "population": lambda req, _: answers.population(req),
             "similar": lambda req, _: answers.similar(req),
             "add": lambda req, _: self._add_sample(req["id"]),
@@ -225,7 +237,6 @@ class SampleLens(anywidget.AnyWidget):
             "pick": lambda req, _: self._add_sample(req["id"]),
             "select_ids": self._select_ids,
         }
-        self._workers = Workers(self._run, background)
         super().__init__(**kwargs)
 
         k = s.num_classes(initial_model, initial_slice)
@@ -439,9 +450,18 @@ class SampleLens(anywidget.AnyWidget):
     def _current(self) -> tuple[str, str, list[int]]:
         return self.model_name, self.slice, list(self.selected)
 
+    def _check_open(self, what: str) -> None:
+        workers = getattr(self, "_workers", None)
+        if workers is not None and workers.closed.is_set():
+            raise WidgetClosed(
+                f"{what}: this SampleLens is closed (lens.close() was called, or the "
+                "interpreter is exiting); create a new one"
+            )
+
     @property
     def result(self) -> CamResult | None:
         """The CamResult of the viewed sample (``None`` when no sample is viewed)."""
+        self._check_open("result")
         if self.viewed is None:
             return None
         return self._session.analysis(self._key())
@@ -449,6 +469,7 @@ class SampleLens(anywidget.AnyWidget):
     @property
     def sample(self) -> Sample | None:
         """The viewed sample as a visualizer sees it (``None`` when no sample is viewed)."""
+        self._check_open("sample")
         if self.viewed is None:
             return None
         return self._session.sample(self.slice, self.viewed, self.connection)
@@ -555,6 +576,7 @@ class SampleLens(anywidget.AnyWidget):
         themselves left out: ``[(id, cosine similarity), ...]``, most similar first. Exact
         cosine similarity of the features (``embed_layer``), with torch on the model's device;
         the features are computed first if they are not yet. ``k``: 1..N - len(ids)."""
+        self._check_open("similar")
         if ids is None:
             ids = list(self.selected)
         return self._population.similar(self.model_name, self.slice, ids, k)
@@ -563,6 +585,7 @@ class SampleLens(anywidget.AnyWidget):
         """The population of the current model and slice (computed if needed): ``features``
         (N, D), ``coords`` (N, 2) as shown (UMAP once ready, else PCA), ``method``, ``layer``,
         ``note``."""
+        self._check_open("population")
         st = self._population.ensure(self.model_name, self.slice)
         return {
             "features": st.features,
@@ -572,6 +595,11 @@ class SampleLens(anywidget.AnyWidget):
             "note": st.note,
         }
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget, published after its snapshot: the picture of the last view that a
+        saved notebook shows where the widget cannot run (``snapshot.py``)."""
+        return _snapshot.repr_mimebundle(self, super()._repr_mimebundle_(**kwargs), **kwargs)
+
     def wait(self, timeout: float = 30.0) -> bool:
         """Wait until the page's pending requests are answered (for scripts and tests)."""
         return self._workers.wait(timeout)
@@ -579,22 +607,33 @@ class SampleLens(anywidget.AnyWidget):
     def wait_umap(self, timeout: float = 120.0) -> bool:
         """Wait until the UMAP map of the current model and slice is ready (or has fallen back
         to PCA); False on timeout. Starts nothing."""
+        self._check_open("wait_umap")
         st = self._population.state(self.model_name, self.slice)
         if st.background is None:
             return st.umap is not None
         return st.done.wait(timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the widget and end its threads (``samplelens-<n>-...``): pending requests are
+        dropped, a running pass over a slice stops between two batches, a UMAP fit is
+        cancelled; waits for them, ``timeout`` seconds at most. Afterwards its methods raise
+        ``WidgetClosed`` and messages from the page are ignored. Closing twice is fine. (The
+        process's one UMAP warm-up, shared by all widgets, goes on; the exit leaves it.)"""
+        deadline = time.monotonic() + timeout
         workers = getattr(self, "_workers", None)
         if workers is not None:
-            workers.close()
+            workers.stop()
         pop = getattr(self, "_population", None)
         if pop is not None:
-            pop.close()
+            pop.close(timeout)
+        if workers is not None:
+            workers.settle(max(0.0, deadline - time.monotonic()))
         super().close()
 
     # -------------------------------------------------------------- messages
     def _post(self, content: Any, buffers: list[bytes] | None = None) -> None:
+        if self._workers.closed.is_set():  # closed: no page listens any more
+            return
         self.send(content, buffers=buffers or None)
 
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:

@@ -14,6 +14,17 @@ Threads
 - The **UMAP thread** of each (model, slice) (``population.project_in_background``), which runs
   numpy and umap-learn only, never a model.
 - With ``background=False`` everything runs on the comm thread.
+- Names: ``samplelens-<n>-interactive``, ``-stats``, ``-population``, ``-umap`` (``<n>``: the
+  widget's number, ``Workers.prefix``); the process's one ``samplelens-umap-warm-up``.
+
+Stopping
+- ``Workers.close()`` (``SampleLens.close``): pending requests are dropped, ``closed`` is set
+  and the threads are joined (bounded). A slice's pass stops between two batches (its
+  ``stop_check``, ``Answers.check_open``, raises ``WidgetClosed`` once ``closed`` is set). The
+  UMAP threads are cancelled by ``Population.close`` (``population.projection``).
+- At interpreter exit (a script's end, a kernel's shutdown or restart) the same happens before
+  the ``atexit`` handlers run (``population.shutdown``): a daemon thread still inside torch
+  when Python finalizes would abort the process.
 
 Locks
 - ``Session.lock`` (an RLock), the one rule: **one model computation at a time**. It guards
@@ -28,13 +39,24 @@ Locks
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from samplelens_widget.population import shutdown
 from samplelens_widget.protocol.messages import REQUESTS, THREADS
 
-__all__ = ["LatestWorker", "Workers"]
+__all__ = ["CLOSE_TIMEOUT_S", "LatestWorker", "WidgetClosed", "Workers"]
+
+#: how long ``close()`` waits for the threads (seconds)
+CLOSE_TIMEOUT_S = 10.0
+_numbers = itertools.count(1)
+
+
+class WidgetClosed(RuntimeError):
+    """The widget was closed: raised to stop its passes, and by its methods afterwards."""
 
 
 class LatestWorker:
@@ -45,7 +67,10 @@ class LatestWorker:
     """
 
     def __init__(
-        self, handler: Callable[[str, Any], None], channels: tuple[str, ...]
+        self,
+        handler: Callable[[str, Any], None],
+        channels: tuple[str, ...],
+        name: str = "samplelens-worker",
     ) -> None:
         self.handler = handler
         self.channels = channels
@@ -54,11 +79,17 @@ class LatestWorker:
         self._busy = False
         self._closed = False
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="samplelens-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def submit(self, channel: str, request: Any) -> None:
         with self._cond:
+            if self._closed:  # a closed worker takes nothing more
+                return
             if channel in self._pending:
                 self.dropped += 1
             self._pending[channel] = request
@@ -89,9 +120,18 @@ class LatestWorker:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def close(self) -> None:
+        """Drop the pending requests and let the thread end after the running one; returns at
+        once (``join`` waits)."""
         with self._cond:
             self._closed = True
+            self._pending.clear()
             self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (after ``close``); False on timeout."""
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 Handler = Callable[[str, Any], None]
@@ -100,22 +140,34 @@ Handler = Callable[[str, Any], None]
 class Workers:
     """Routes each request kind to its thread (``protocol.REQUESTS``): ``"comm"`` kinds and,
     with ``background=False``, every kind run at once on the caller's thread; the others go
-    to their thread's :class:`LatestWorker`, started on first use. ``handle(kind, request)``
-    runs the request."""
+    to their thread's :class:`LatestWorker` (named ``<prefix>-<thread>``), started on first
+    use. ``handle(kind, request)`` runs the request. ``closed`` is set by ``close()`` (or at
+    interpreter exit): requests are then ignored, and the handlers stop their long passes."""
 
     def __init__(self, handle: Handler, background: bool = True) -> None:
         self.handle = handle
         self.background = background
+        self.prefix = f"samplelens-{next(_numbers)}"
+        self.closed = threading.Event()
         self.threads: dict[str, LatestWorker] = {}
+        self._lock = threading.Lock()
+        shutdown.stop_at_exit(self)
 
     def submit(self, kind: str, request: Any) -> None:
+        if self.closed.is_set():
+            return
         thread = REQUESTS[kind].thread
         if not self.background or thread == "comm" or thread is None:
             self.handle(kind, request)
             return
-        worker = self.threads.get(thread)
-        if worker is None:
-            worker = self.threads[thread] = LatestWorker(self.handle, THREADS[thread])
+        with self._lock:
+            if self.closed.is_set():
+                return
+            worker = self.threads.get(thread)
+            if worker is None:
+                worker = self.threads[thread] = LatestWorker(
+                    self.handle, THREADS[thread], name=f"{self.prefix}-{thread}"
+                )
         worker.submit(kind, request)
 
     def wait(self, timeout: float = 30.0) -> bool:
@@ -125,6 +177,24 @@ class Workers:
             ok = worker.wait_idle(timeout) and ok
         return ok
 
-    def close(self) -> None:
-        for worker in self.threads.values():
+    # shutdown.Stoppable
+    def stop(self) -> None:
+        """Set ``closed``, drop the pending requests, let each thread end after its request."""
+        with self._lock:
+            self.closed.set()
+            workers = list(self.threads.values())
+        for worker in workers:
             worker.close()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s in all) for the threads to end; False on timeout."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for worker in list(self.threads.values()):
+            ok = worker.join(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
+        """``stop`` then ``settle``: True when every thread has ended."""
+        self.stop()
+        return self.settle(timeout)

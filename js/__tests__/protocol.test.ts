@@ -9,7 +9,7 @@ function meta(layers: [number, number, number][], image = false): AnalysisMeta {
     rid: 1,
     key: { model: "m", slice: "val", id: 3, algorithm: "gradcam", label: null, connection: 0 },
     layers: layers.map(([depth, h, w]) => ({
-      depth, name: `l${depth}`, shape: [4, h, w], layout: "NCHW", aliases: [], h, w,
+      depth, name: `l${depth}`, shape: [4, h, w], layout: "NCHW", aliases: [], h, w, lo: 0, hi: 1,
     })),
     input_size: [8, 8],
     task: "multiclass",
@@ -21,6 +21,8 @@ function meta(layers: [number, number, number][], image = false): AnalysisMeta {
     num_classes: 3,
     probabilities: [0.2, 0.7, 0.1],
     topk: [[1, 0.7]],
+    score: 2.5,
+    score_name: "logit",
     image,
   };
 }

@@ -96,6 +96,7 @@ describe("request planner", () => {
     app.fetchSimilar(4);
     app.pick(2);
     app.selectIds(new Uint32Array([1, 2, 3]), "add");
+    app.setSort({ by: "loss", desc: true }); // values (the whole list's sort column)
     expect(app.thumb(9)).toBeNull();
     void app.loadPlotly();
 

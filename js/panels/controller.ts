@@ -1,9 +1,12 @@
 // Controller (right): algorithm, label, connection, depth (instant, from the maps on the page).
 import type { App } from "../app";
 import { fmt, h, setOptions, stopKeys } from "../dom";
+import { fitTo, fitter, layerReadout } from "../names";
 import type { AnalysisMeta } from "../protocol";
 
 const SAVE_DELAY_MS = 150;
+/** a select's room for its arrow and padding, in CSS pixels */
+const SELECT_ARROW = 26;
 const LOSS = "loss";
 
 /** The label select's value as the trait: "" the prediction, "loss", or a class. */
@@ -11,10 +14,28 @@ function labelValue(v: string): number | "loss" | null {
   return v === "" ? null : v === LOSS ? LOSS : Number(v);
 }
 
-/** What the map of `m` explains, in class names ("explaining cat rather than dog · ..."). */
+/** The value the maps of `m` explain, named ("score (logit) 3.210"; "" when not sent), and
+ * `p`, the explained class's probability, when given. */
+export function scoreText(m: AnalysisMeta, p?: number | null): string {
+  const parts: string[] = [];
+  if (typeof m.score === "number" && Number.isFinite(m.score)) parts.push(`score (${m.score_name || "score"}) ${fmt(m.score, 3)}`);
+  if (typeof p === "number" && Number.isFinite(p)) parts.push(`p ${fmt(p, 3)}`);
+  return parts.map((x) => ` · ${x}`).join("");
+}
+
+/** What the map of `m` explains, in class names, with the value explained and (a class) its
+ * probability ("explaining cross · score (logit) 3.210 · p 0.973"). */
 export function explaining(app: App, m: AnalysisMeta): string {
+  const what = explainingWhat(app, m);
+  if (!what) return "";
   const k = m.key;
-  const probs = m.probabilities ?? null;
+  const classes = m.task === undefined || !["regression", "segmentation"].includes(m.task);
+  const ofClass = classes && k.label !== LOSS && (k.contrast ?? null) === null && m.target >= 0;
+  return what + scoreText(m, ofClass ? m.probabilities?.[m.target] : null);
+}
+
+function explainingWhat(app: App, m: AnalysisMeta): string {
+  const k = m.key;
   const classes = m.task === undefined || !["regression", "segmentation"].includes(m.task);
   const contrast = k.contrast ?? null;
   const label = k.label ?? null;
@@ -33,7 +54,7 @@ export function explaining(app: App, m: AnalysisMeta): string {
     const a = label === null ? `the predicted class (${app.labelName(m.prediction)})` : app.labelName(label);
     return `explaining ${a} rather than ${app.labelName(contrast)}`;
   }
-  if (classes) return `explaining ${app.labelName(m.target)} · score ${fmt(probs?.[m.target], 3)}`;
+  if (classes) return `explaining ${app.labelName(m.target)}`;
   return m.explained ? `explaining ${named(m.explained)}` : "";
 }
 
@@ -48,7 +69,9 @@ export class Controller {
   private last = h("input", { type: "radio", name: "", value: "last", "data-role": "depth-last" }) as HTMLInputElement;
   private custom = h("input", { type: "radio", name: "", value: "custom", "data-role": "depth-custom" }) as HTMLInputElement;
   private slider = h("input", { type: "range", min: "1", max: "1", step: "1", class: "sl-slider", "data-role": "depth" }) as HTMLInputElement;
-  private depthText = h("div", { class: "sl-depth-text", "data-role": "depth-text" });
+  private layerName = h("div", { class: "sl-layer-name", "data-role": "layer-name" });
+  private depthOf = h("div", { class: "sl-muted" });
+  private depthText = h("div", { class: "sl-depth-text", "data-role": "depth-text" }, this.layerName, this.depthOf);
   private saveTimer: number | undefined;
 
   constructor(private app: App) {
@@ -136,10 +159,20 @@ export class Controller {
     const pred = a?.meta.prediction;
     const label = app.get("label") ?? null;
     const contrast = app.get("contrast") ?? null;
-    const opts: [string, string][] = [["", `Predicted${pred !== undefined ? ` (${app.labelName(pred)})` : ""}`]];
+    // long class names shortened in the middle to the menu's width: "Predicted (diamond)"
+    // keeps its parentheses, a class its probability; the full text is the option's title
+    const fitLabel = fitter(this.label, { reserve: SELECT_ARROW, fallback: 18 });
+    const option = (value: string, name: string, compose: (s: string) => string): [string, string, string] => [
+      value,
+      fitLabel(name, compose),
+      compose(name),
+    ];
+    const opts: ([string, string] | [string, string, string])[] = [
+      pred !== undefined ? option("", app.labelName(pred), (s) => `Predicted (${s})`) : ["", "Predicted", "Predicted"],
+    ];
     info.label_names.forEach((n, i) => {
       const p = probs?.[i];
-      opts.push([String(i), typeof p === "number" ? `${n}  ·  ${p.toFixed(3)}` : n]);
+      opts.push(option(String(i), n, typeof p === "number" ? (s) => `${s} · p ${p.toFixed(3)}` : (s) => s));
     });
     // The loss needs a true label; whether the sample has one does not depend on the algorithm,
     // the label or the contrast: any analysis of this sample tells.
@@ -149,7 +182,8 @@ export class Controller {
     const hasTrue = !!m && ((m.true_label !== null && m.true_label !== undefined) || (m.loss !== null && m.loss !== undefined));
     if (hasTrue || label === LOSS) opts.push([LOSS, "Loss (true label)"]);
     setOptions(this.label, opts, label === null ? "" : String(label));
-    setOptions(this.contrast, [["", "—"], ...info.label_names.map((n, i): [string, string] => [String(i), n])], contrast === null ? "" : String(contrast));
+    const short = fitter(this.contrast, { reserve: SELECT_ARROW, fallback: 14 });
+    setOptions(this.contrast, [["", "—"], ...info.label_names.map((n, i): [string, string, string] => [String(i), short(n), n])], contrast === null ? "" : String(contrast));
     this.contrast.disabled = label === LOSS;
     this.score.textContent = a ? explaining(app, a.meta) : "";
 
@@ -182,16 +216,16 @@ export class Controller {
       if (depth !== null) for (const x of maps) if (x.depth <= depth) m = x;
       const also = m.aliases.length ? `\nalso: ${m.aliases.join(", ")}` : "";
       const layout = m.layout === "NCHW" ? "" : ` · ${m.layout}`;
-      this.depthText.replaceChildren(
-        h("div", { class: "sl-layer-name", title: m.name + also }, m.name),
-        h(
-          "div",
-          { class: "sl-muted" },
-          `depth ${m.depth} of ${maps[maps.length - 1].depth} · ${m.shape.join("×")}${layout}`,
-        ),
-      );
+      // "d7 · enc…ck.3 · 64×16×16": the name shortened in the middle, so that consecutive
+      // depths of long module names never read the same; the full name on hover
+      const compose = (s: string) => layerReadout(m.depth, s, m.shape, Number.MAX_SAFE_INTEGER);
+      this.layerName.textContent = fitTo(this.layerName, m.name, { fallback: 30, compose });
+      this.layerName.title = m.name + also;
+      this.depthOf.textContent = `depth ${m.depth} of ${maps[maps.length - 1].depth}${layout}`;
     } else {
-      this.depthText.textContent = "";
+      this.layerName.textContent = "";
+      this.layerName.title = "";
+      this.depthOf.textContent = "";
     }
   }
 }

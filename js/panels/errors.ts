@@ -4,9 +4,13 @@
 // and the pixel accuracy.
 import type { App } from "../app";
 import { fmt, h } from "../dom";
+import { middleEllipsis } from "../names";
 import { BaseCache, OverlayCanvas, thumbSize } from "../overlay";
-import { type AnalysisKey, type AnalysisMeta, keyString, misclassified } from "../protocol";
+import { fmtValue } from "../scale";
+import { type AnalysisKey, type AnalysisMeta, keyString, mapAt, misclassified } from "../protocol";
 
+/** A class name in the top-k bars: at most this many characters, shortened in the middle. */
+const BAR_NAME_CHARS = 12;
 /** The long side of an error map, in CSS pixels. */
 const THUMB = 76; // CSS px, as .sl-error-map in style.css
 
@@ -91,7 +95,7 @@ export class ErrorAnalysis {
         h(
           "div",
           { class: `sl-bar-row${(multi ? trueSet?.includes(c) : c === t) ? " sl-bar-true" : ""}` },
-          h("span", { class: "sl-bar-name", title: app.labelName(c) }, app.labelName(c)),
+          h("span", { class: "sl-bar-name", title: app.labelName(c) }, middleEllipsis(app.labelName(c), BAR_NAME_CHARS)),
           h("span", { class: "sl-bar-track" }, h("span", { class: "sl-bar", style: { width: `${width.toFixed(1)}%` } })),
           h("span", { class: "sl-num" }, fmt(p, 3)),
         ),
@@ -221,12 +225,15 @@ export class ErrorAnalysis {
         s.drawn = "";
         continue;
       }
-      const drawn = `${ks}#${depth}#${cmap}#${opacity}`;
+      // the same scale as the viewer's (its range can widen as other labels' maps arrive)
+      const range = app.rangeFor(a!, mapAt(a!.maps, depth));
+      const drawn = `${ks}#${depth}#${cmap}#${opacity}#${range.join(",")}`;
       if (drawn === s.drawn) continue;
-      s.oc.draw(a!, ks, depth, cmap, opacity, true);
+      s.oc.draw(a!, ks, depth, cmap, opacity, true, false, () => range);
       s.drawn = drawn;
       const l = s.oc.layer!;
-      s.oc.canvas.title = `${l.name} · depth ${l.depth}${l.flat ? " · constant map" : ""}`;
+      const [lo, hi] = s.oc.range;
+      s.oc.canvas.title = `${l.name} · depth ${l.depth}${l.flat ? " · constant map" : ""} · colour scale ${fmtValue(lo)}..${fmtValue(hi)}`;
     }
   }
 }

@@ -84,12 +84,13 @@ export class Header {
       : [];
     this.banner.replaceChildren(
       ...notice,
-      ...app.errors.map((e) =>
+      // one banner: the newest error (a later success of what failed clears it)
+      ...app.errors.slice(-1).map((e) =>
         h(
           "div",
-          { class: "sl-banner", role: "alert" },
+          { class: "sl-banner", role: "alert", "data-role": "error" },
           h("span", { class: "sl-banner-text" }, e.text),
-          h("button", { class: "sl-x", title: "Dismiss", onclick: () => app.dismissError(e.id) }, "×"),
+          h("button", { class: "sl-x", title: "Dismiss", "data-role": "dismiss-error", onclick: () => app.dismissError(e.id) }, "×"),
         ),
       ),
     );

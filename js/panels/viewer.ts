@@ -5,6 +5,7 @@ import { h, setOptions, stopKeys } from "../dom";
 import { BaseCache, OverlayCanvas, displaySize } from "../overlay";
 import type { AnalysisKey } from "../protocol";
 import { keyString } from "../protocol";
+import { SCALES, fmtValue, isScale } from "../scale";
 
 const SINGLE = 400;
 const COMPARE = 300;
@@ -28,6 +29,11 @@ export class Viewer {
   private opacity = h("input", {
     type: "range", min: "0", max: "1", step: "0.05", "data-role": "opacity", title: "Heatmap opacity",
   }) as HTMLInputElement;
+  private scaleSel = h(
+    "select",
+    { class: "sl-select", "data-role": "scale", title: "Colour scale: which maps share one range of values (the legend shows it)" },
+    ...SCALES.map(([v, t, tip]) => h("option", { value: v, title: tip }, t)),
+  ) as HTMLSelectElement;
   private gridBox = h("input", { type: "checkbox", "data-role": "grid" }) as HTMLInputElement;
   private gridLabel: HTMLElement;
   /** A segmentation's mask outline: page-side only (no trait), on by default. */
@@ -40,9 +46,16 @@ export class Viewer {
   private visualSig = "";
   private tabsSig = "";
   private legend = h("div", { class: "sl-legend" });
+  /** The legend's numbers: the raw values at the top and the bottom of the colour scale. */
+  private legendHi = h("span", { "data-role": "legend-hi" }, "—");
+  private legendLo = h("span", { "data-role": "legend-lo" }, "—");
+  private legendWrap = h("div", { class: "sl-legend-wrap", "data-role": "legend" }, this.legendHi, this.legend, this.legendLo);
 
   constructor(private app: App) {
-    [this.cmap, this.opacity].forEach(stopKeys);
+    [this.cmap, this.opacity, this.scaleSel].forEach(stopKeys);
+    this.scaleSel.addEventListener("change", () => {
+      if (isScale(this.scaleSel.value)) app.setScale(this.scaleSel.value);
+    });
     this.cmap.addEventListener("change", () => app.setTrait("colormap", this.cmap.value));
     this.opacity.addEventListener("input", () => {
       app.setTrait("opacity", Number(this.opacity.value), false);
@@ -61,6 +74,7 @@ export class Viewer {
     this.toolbar.append(
       h("span", { class: "sl-field" }, h("label", {}, "Colormap"), this.cmap),
       h("span", { class: "sl-field" }, h("label", {}, "Opacity"), this.opacity),
+      h("span", { class: "sl-field" }, h("label", {}, "Scale"), this.scaleSel),
       this.gridLabel,
       this.outlineLabel,
       h("span", { class: "sl-spacer" }),
@@ -97,6 +111,7 @@ export class Viewer {
     }
     setOptions(this.cmap, app.info.colormaps.map((c) => [c, c]), app.get("colormap"));
     if (document.activeElement !== this.opacity) this.opacity.value = String(app.get("opacity"));
+    if (this.scaleSel.value !== app.scale) this.scaleSel.value = app.scale;
     this.toolbar.style.visibility = tab === "CAM" ? "visible" : "hidden";
     const nsel = app.get("selected").length;
     this.gridLabel.style.display = nsel > 1 ? "" : "none";
@@ -138,7 +153,7 @@ export class Viewer {
       s.oc.canvas.dataset.role = "overlay";
       this.slots.push(s);
       this.stage.append(
-        h("div", { class: "sl-overlay-row" }, s.wrap, h("div", { class: "sl-legend-wrap" }, h("span", {}, "1.0"), this.legend, h("span", {}, "0.0"))),
+        h("div", { class: "sl-overlay-row" }, s.wrap, this.legendWrap),
       );
     } else if (mode === "compare") {
       const cmp = app.get("compare") ?? undefined; // set: the compare mode
@@ -148,7 +163,7 @@ export class Viewer {
       b.oc.canvas.dataset.role = "overlay-compare";
       this.slots.push(a, b);
       this.stage.append(
-        h("div", { class: "sl-overlay-row" }, a.wrap, b.wrap, h("div", { class: "sl-legend-wrap" }, h("span", {}, "1.0"), this.legend, h("span", {}, "0.0"))),
+        h("div", { class: "sl-overlay-row" }, a.wrap, b.wrap, this.legendWrap),
       );
     } else if (mode === "grid") {
       const box = h("div", { class: "sl-grid" });
@@ -181,6 +196,8 @@ export class Viewer {
     const opacity = app.get("opacity");
     const viewed = app.get("viewed");
     const outline = this.outlineBox.checked;
+    const scale = app.rangeFor.bind(app);
+    let legend = false;
     for (const s of this.slots) {
       const k = s.key();
       s.wrap.classList.toggle("sl-active", this.stageSig.startsWith("grid") && k?.id === viewed);
@@ -201,8 +218,12 @@ export class Viewer {
       const ik = `${k.slice}|${k.id}|${k.connection}`;
       if (!this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw())) continue;
       if (s.heat) {
-        s.oc.draw(a, ks, depth, cmap, opacity, true, outline);
+        s.oc.draw(a, ks, depth, cmap, opacity, true, outline, (m) => scale(a, m));
         const m = s.oc.layer!;
+        if (!legend) {
+          legend = true; // the first canvas's scale (compare: the viewed model's)
+          this.setLegend(s.oc.range[0], s.oc.range[1]);
+        }
         const who = this.stageSig.startsWith("compare") ? `${k.model} · ` : "";
         s.caption.textContent = s.target <= GRID
           ? `#${k.id} · ${app.labelName(a.meta.target)}`
@@ -211,6 +232,16 @@ export class Viewer {
         s.oc.drawPlain();
         s.caption.textContent = `input ${iw}×${ih}`;
       }
+    }
+  }
+
+  /** The legend's numbers: the raw values at the bottom and the top of the colour bar. */
+  private setLegend(lo: number, hi: number): void {
+    const which = SCALES.find(([v]) => v === this.app.scale)?.[1] ?? "";
+    for (const [el, v] of [[this.legendLo, lo], [this.legendHi, hi]] as const) {
+      el.textContent = fmtValue(v);
+      el.dataset.value = String(v);
+      el.title = `${v} (raw map value; scale: ${which})`;
     }
   }
 

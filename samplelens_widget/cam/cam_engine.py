@@ -11,11 +11,13 @@ import torch
 from torch import nn
 from torch.autograd.graph import Node
 
+from samplelens_widget.cam import faithfulness as faith
 from samplelens_widget.cam import inputs as checks
-from samplelens_widget.cam import layouts
+from samplelens_widget.cam import layouts, sanity
 from samplelens_widget.cam.algorithms import ALGORITHMS, LayerMap
 from samplelens_widget.cam.capture import Capture, capture_outputs, eval_mode, model_device
 from samplelens_widget.cam.errors import model_raised
+from samplelens_widget.cam.faithfulness import Faithfulness
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.cam.outputs import Output, check_task, read_output
 from samplelens_widget.cam.reading import (
@@ -165,6 +167,67 @@ class CamEngine:
         return CamResult(
             infos, maps, out, classes, algo.name, connection, size, left_out, readers,
             target=goal, scores=per_sample.detach(),
+        )
+
+    def faithfulness(
+        self,
+        inputs: Inputs,
+        target: TargetSpec = None,
+        algorithm: str = "gradcam",
+        connection: int = 0,
+        depths: int | Sequence[int] | None = None,
+        steps: int = 20,
+        baseline: float | torch.Tensor | np.ndarray | None = None,
+        *,
+        batch_size: int = 128,
+        draws: int = 3,
+        seed: int = 0,
+    ) -> Faithfulness:
+        """Deletion and insertion AUC of each depth's heatmap (``depths``: one, several or
+        ``None``, all), and of a random and an edge map to beat: a ``Faithfulness``.
+
+        The pixels are ranked by ``heatmap(depth)`` (ties by position); deletion replaces the
+        most salient by ``baseline``, insertion reveals them on it, ``steps`` equal steps of the
+        pixel count (2 .. H*W); the curve is the target's probability (softmax for ``(N, K)``
+        logits, as the task reads it; ``1 - p(true label)`` for a ``Loss``, the target's own
+        score for a region or a callable: ``Faithfulness.measure`` says which), the area the
+        trapezoid over the fraction changed. ``baseline``: ``None`` (each channel's mean over
+        the sample), a number, ``(C,)``, ``(C, H, W)`` or ``(N, C, H, W)``. ``random`` is the
+        mean of ``draws`` draws seeded by ``seed``; ``edges`` the input's Sobel magnitude.
+        Every perturbed image goes through the model in batches of ``batch_size`` under
+        ``torch.no_grad`` in eval mode (restored). See ``samplelens_widget.cam.faithfulness``.
+        """
+        return faith.faithfulness(
+            self, inputs, target, algorithm, connection, depths, steps, baseline,
+            batch_size=batch_size, draws=draws, seed=seed,
+        )
+
+    def sanity_check(
+        self,
+        inputs: Inputs,
+        target: TargetSpec = None,
+        algorithm: str = "gradcam",
+        connection: int = 0,
+        depth: int | None = None,
+        stages: Sequence[str] | None = None,
+        progress: Callable[[int, int], object] | None = None,
+        *,
+        model_factory: Callable[[], nn.Module] | None = None,
+        seed: int = 0,
+    ) -> list[tuple[str, float]]:
+        """The cascading model-parameter randomisation test (Adebayo et al. 2018):
+        ``[(stage, rho), ...]``, Spearman's rank correlation between the map at ``depth``
+        (``None``: the deepest) and the map of the same layer after the stages so far are
+        re-initialised, output first, on a copy of the model (``copy.deepcopy``; for a model
+        that cannot be deep-copied, ``model_factory``: a callable returning a fresh copy with
+        the same weights). ``stages``: module names, re-initialised in the order given;
+        ``None``: the model's children, last called first (see
+        ``samplelens_widget.cam.sanity``). ``progress(done, total)`` is called after each
+        stage. A faithful map decorrelates (rho well below 1) as the weights go random. The
+        model itself is never changed."""
+        return sanity.sanity_check(
+            self, inputs, target, algorithm, connection, depth, stages, progress,
+            model_factory=model_factory, seed=seed,
         )
 
     @staticmethod

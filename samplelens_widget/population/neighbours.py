@@ -90,7 +90,10 @@ class SimilarityIndex:
         by its largest similarity to one of ``ids``). ``k``: 1..N - len(set(ids))."""
         q = torch.unique(self._ids(ids))
         high = self.n - len(q)
-        k = self._k(k, high, f"the slice has {self.n} sample(s) and {len(q)} of them are the query")
+        reason = f"the slice has {self.n} sample(s) and {len(q)} of them are the query"
+        if high == 0:
+            reason += ", so none is left to fetch"
+        k = self._k(k, high, reason)
         best: torch.Tensor | None = None
         for chunk in torch.split(q, 256):
             sims = (self.vectors @ self.vectors[chunk].T).amax(dim=1)  # (N,)

@@ -5,6 +5,9 @@
 - ``project`` picks one with the fallbacks for small slices (``Projection`` holds the result);
   ``project_in_background`` runs UMAP in a daemon thread (``BackgroundProjection``) and calls
   back; ``warm_up_umap`` compiles umap-learn's numba code early.
+- Those threads can be cancelled (``Cancelled``, see ``_Control``) and end before the
+  interpreter exits (``shutdown.py``): between the steps of their torch work (the rows, the
+  k-NN graph), and inside umap-learn by an asynchronous exception.
 
 Pure torch + numpy; umap-learn is imported lazily, inside ``umap_2d`` (importing it costs
 seconds). Nothing from the widget.
@@ -12,10 +15,14 @@ seconds). Nothing from the widget.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
 import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from samplelens_widget.population import shutdown
 from samplelens_widget.population.cache import USER_CACHE_DIR, resolve_cache_dir
 from samplelens_widget.population.checks import as_features, check_int
 
@@ -32,6 +40,7 @@ __all__ = [
     "UMAP_EXACT_KNN_MAX",
     "UMAP_SHORT_EPOCHS_FROM",
     "BackgroundProjection",
+    "Cancelled",
     "Projection",
     "pca_2d",
     "project",
@@ -139,6 +148,190 @@ def _numba_cache_dir() -> None:
         pass
 
 
+class Cancelled(BaseException):
+    """Raised inside a projection thread that was cancelled (``BackgroundProjection.cancel``).
+    A ``BaseException``: no ``except Exception`` on its way out (``project``'s fallbacks,
+    umap-learn's, numba's) takes it for a failure."""
+
+
+#: set once a UMAP fit has completed in this process: numba's code is compiled from then on
+_compiled = threading.Event()
+#: the ``_Control`` of the projection thread running this code (none on other threads)
+_current = threading.local()
+#: at exit, how often an interruption is repeated (one may have been swallowed)
+_REPEAT_S = 0.2
+
+
+def _async_raise(ident: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``ident`` at its next Python instruction (``None``: drop one
+    still pending). CPython's ``PyThreadState_SetAsyncExc``."""
+    if exc is not None:
+        _quiet_cancelled_unraisables()
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), None if exc is None else ctypes.py_object(exc)
+    )
+
+
+def _quiet_cancelled_unraisables() -> None:
+    """An interruption that lands in code called back from C (a ctypes callback of llvmlite
+    while numba compiles, a ``__del__``, a weakref callback) cannot propagate: Python reports
+    it through ``sys.unraisablehook`` and goes on (the next interruption stops the thread).
+    Ours are expected: this hook (installed over the current one) reports the others only."""
+    current = sys.unraisablehook
+    if getattr(current, "_samplelens_quiet", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, Cancelled):
+            return
+        current(unraisable)
+
+    hook._samplelens_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+class _Control:
+    """The cancellation and the ``phase`` of one projection thread.
+
+    Phases: ``"torch"`` (the rows, the k-NN graph, a fallback PCA), ``"wait"`` (for the
+    process's warm-up), ``"import"`` (importing umap-learn), ``"fit"`` (umap-learn's fit: numba
+    and numpy only, no tensor held), ``"callback"`` (``on_done``), ``"done"``. ``check()``
+    raises ``Cancelled`` once cancelled; the thread calls it between its steps (each chunk of
+    the k-NN graph, while it waits, around the fit). The fit has no such step of ours, so
+    ``cancel()`` raises ``Cancelled`` inside it, asynchronously (``PyThreadState_SetAsyncExc``:
+    at its next Python instruction; umap-learn's epochs and scipy's eigensolver are Python
+    loops, a numba function runs to its end first) once a fit has completed in this process
+    (``_compiled``): an import or numba's first compilation is not interrupted, since an
+    exception inside could leave half-initialised modules behind for the next fit. That is why
+    a projection thread waits for the process's warm-up (``warm_up_umap``) before its fit: the
+    warm-up imports umap-learn and compiles; it is shared and not cancelled by a widget.
+    ``cancel(force=True)`` (the interpreter's exit, when nothing comes next) interrupts an
+    import or a compilation too: no thread may be left running then, since one that comes
+    back from C++ code into a finalizing interpreter aborts the process.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.phase = "torch"
+        self.awaits_warm_up = True  # False: the warm-up itself
+        self._lock = threading.Lock()
+        self._thread: int | None = None  # while in a phase of umap-learn only
+        self._interruptible = False  # ... that ``cancel()`` interrupts without ``force``
+        self._raised_at: float | None = None
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Cancelled
+
+    def cancel(self, force: bool = False) -> None:
+        with self._lock:
+            self.event.set()
+            if self._thread is None or not (force or self._interruptible):
+                return
+            now = time.monotonic()
+            if self._raised_at is None or (force and now - self._raised_at > _REPEAT_S):
+                self._raised_at = now
+                _async_raise(self._thread, Cancelled)
+
+    @contextlib.contextmanager
+    def umap_only(self, phase: str, interruptible: bool = False) -> Iterator[None]:
+        """Around code of umap-learn only, without tensors: the wait for the warm-up, the
+        import, the fit; ``interruptible``: ``cancel()`` may raise inside it."""
+        with self._lock:
+            self.check()
+            self.phase = phase
+            self._thread = threading.get_ident()
+            self._interruptible = interruptible
+        try:
+            yield
+        finally:
+            self._leave()
+        self.check()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._thread = None
+            self.phase = "torch"
+            if self._raised_at is not None:  # one still pending must not fire later
+                _async_raise(threading.get_ident(), None)
+
+
+def _await_warm_up() -> None:
+    """In a projection thread (not the warm-up's): wait, cancellably, until umap-learn is
+    imported and numba's code compiled by the process's warm-up (see ``_Control``)."""
+    control: _Control | None = getattr(_current, "control", None)
+    if control is None or not control.awaits_warm_up or _compiled.is_set():
+        return
+    warm = warm_up_umap()
+    with control.umap_only("wait"):
+        while warm.is_alive():
+            control.check()
+            warm.join(0.05)
+
+
+def _check_current() -> None:
+    control: _Control | None = getattr(_current, "control", None)
+    if control is not None:
+        control.check()
+
+
+def _umap_phase(phase: str, interruptible: bool = False) -> contextlib.AbstractContextManager[Any]:
+    control: _Control | None = getattr(_current, "control", None)
+    if control is None:
+        return contextlib.nullcontext()
+    return control.umap_only(phase, interruptible)
+
+
+class _UmapThread(threading.Thread):
+    """A daemon thread that runs ``work`` under a ``_Control``: ``cancel()`` stops it (see
+    ``_Control``). The interpreter's exit stops it (``shutdown.stop_at_exit``: ``stop``,
+    ``settle``). Started after the exit began, it is cancelled at once."""
+
+    def __init__(
+        self, work: Callable[[], None], name: str, on_end: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(target=self._main, name=name, daemon=True)
+        self._work = work
+        self._on_end = on_end
+        self.control = _Control()
+        shutdown.stop_at_exit(self)
+        if shutdown.exiting.is_set():
+            self.control.cancel()
+
+    def _main(self) -> None:
+        _current.control = self.control
+        try:
+            try:
+                self.control.check()
+                self._work()
+            finally:
+                self.control._leave()  # no interruption pending or to come
+                self.control.phase = "done"
+                if self._on_end is not None:
+                    self._on_end()
+        except Cancelled:  # also one that came late, at the exit, outside a phase of umap-learn
+            pass
+
+    def cancel(self) -> None:
+        self.control.cancel()
+
+    # shutdown.Stoppable
+    def stop(self) -> None:
+        self.control.cancel(force=True)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait for the thread to end, interrupting it again as long as it runs umap-learn;
+        False on timeout."""
+        end = time.monotonic() + timeout
+        while self.is_alive():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.join(min(left, 0.05))
+            self.control.cancel(force=True)
+        return True
+
+
 UMAP_SHORT_EPOCHS_FROM = 5000  # from this many samples on, 200 optimisation epochs
 UMAP_EXACT_KNN_MAX = 20_000  # up to this many samples, the k-NN graph is computed with torch
 
@@ -150,6 +343,7 @@ def _exact_knn(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows = max(1, min(n, (1 << 25) // n))  # at most 32M similarities (128 MB) at a time
     idx, dist = [], []
     for chunk in torch.split(x, rows):
+        _check_current()  # a cancelled projection thread stops between chunks
         top = (chunk @ x.T).topk(k, dim=1)
         idx.append(top.indices)
         dist.append(torch.sqrt((2.0 - 2.0 * top.values).clamp_min(0.0)))
@@ -201,8 +395,11 @@ def umap_2d(
     xn = F.normalize(x.float(), dim=1)
     knn = _exact_knn(xn, k) if n <= UMAP_EXACT_KNN_MAX else (None, None, None)
     data = xn.cpu().numpy()
+    del x, xn  # numpy only from here on: a thread left in the fit at exit holds no tensor
     _numba_cache_dir()
-    import umap  # type: ignore[import-untyped]  # lazily: importing it costs seconds
+    _await_warm_up()
+    with _umap_phase("import"):  # in a projection thread: no torch from here on
+        import umap  # type: ignore[import-untyped]  # lazily: importing it costs seconds
 
     # our k-NN graph has no search index (only needed by .transform, which is not used)
     warnings.filterwarnings("ignore", message=_KNN_WARNING, category=UserWarning)
@@ -217,15 +414,25 @@ def umap_2d(
         init="spectral" if n > n_neighbors + 1 else "random",
         precomputed_knn=knn,
     )
-    coords = reducer.fit_transform(data)
+    with _umap_phase("fit", interruptible=_compiled.is_set()):
+        coords = reducer.fit_transform(data)
+    _compiled.set()
     return np.ascontiguousarray(coords, dtype=np.float32)
+
+
+_warm_up: _UmapThread | None = None
+_warm_up_lock = threading.Lock()
 
 
 def warm_up_umap() -> threading.Thread:
     """Compile umap-learn's numba code in a daemon thread (a 10-epoch UMAP of 512 random 8-D
     points, through the same code path as ``umap_2d`` up to ``UMAP_EXACT_KNN_MAX`` samples),
     so that the first real fit does not pay for it: call it when a widget is created, while
-    the features are still being extracted. Returns the (started) thread."""
+    the features are still being extracted. Returns the (started) thread, named
+    ``samplelens-umap-warm-up``: one per process (the one running, or the one that has
+    completed; a new one only if none has). Projection threads wait for it before their fit
+    (see ``_Control``); no widget cancels it; the interpreter's exit interrupts it."""
+    global _warm_up
 
     def run() -> None:
         try:
@@ -234,8 +441,12 @@ def warm_up_umap() -> threading.Thread:
         except Exception:  # a warm-up only: the real fit reports errors
             pass
 
-    thread = threading.Thread(target=run, name="samplelens-umap-warm-up", daemon=True)
-    thread.start()
+    with _warm_up_lock:
+        if _warm_up is not None and (_warm_up.is_alive() or _compiled.is_set()):
+            return _warm_up
+        thread = _warm_up = _UmapThread(run, "samplelens-umap-warm-up")
+        thread.control.awaits_warm_up = False
+        thread.start()
     return thread
 
 
@@ -267,17 +478,20 @@ def project(
             "pca",
             f"{n} samples are too few for UMAP (it needs at least {MIN_UMAP_SAMPLES}): showing PCA",
         )
+    del x  # no tensor of ours held through umap-learn's fit (see umap_2d)
     try:
-        return Projection(umap_2d(x, seed=seed, n_neighbors=n_neighbors, device=device), "umap")
+        return Projection(
+            umap_2d(features, seed=seed, n_neighbors=n_neighbors, device=device), "umap"
+        )
     except (ValueError, TypeError) as err:
         if str(err).startswith(("seed:", "n_neighbors:")):
             raise
-        return _umap_failed(x, err, device)
+        return _umap_failed(features, err, device)
     except Exception as err:
-        return _umap_failed(x, err, device)
+        return _umap_failed(features, err, device)
 
 
-def _umap_failed(x: torch.Tensor, err: Exception, device: torch.device | str | None) -> Projection:
+def _umap_failed(x: object, err: Exception, device: torch.device | str | None) -> Projection:
     msg = f"{type(err).__name__}: {err}"[:300]
     return Projection(pca_2d(x, device=device), "pca", f"UMAP failed ({msg}): showing PCA")
 
@@ -287,9 +501,16 @@ class BackgroundProjection:
     from that thread (the widget applies it; with its fallbacks it always gets a projection).
 
     ``done`` is a ``threading.Event``; ``result`` the ``Projection`` once done; ``error`` an
-    exception raised by ``on_done`` itself, if any. ``cancel()`` drops the result (a running
-    UMAP fit cannot be interrupted; ``on_done`` is then not called). ``wait(timeout)`` waits
-    and returns the result (``None`` on timeout or when cancelled).
+    exception raised by ``on_done`` itself, if any. ``phase``: where the thread is
+    (``"torch"``: the rows and the k-NN graph, ``"wait"``: for the process's warm-up,
+    ``"import"``, ``"fit"``: umap-learn's fit, ``"callback"``, ``"done"``). ``cancel()`` stops
+    the thread within moments and drops the result (``on_done`` is then not called): between
+    the k-NN graph's chunks, while it waits, and inside the fit (which runs compiled code:
+    see ``_Control``; should the warm-up have failed, a fit that compiles runs to its end).
+    ``join(timeout)`` waits for the thread to end;
+    ``wait(timeout)`` waits and returns the result (``None`` on timeout or when cancelled).
+    The interpreter's exit interrupts it wherever it is and waits for it (``shutdown.py``).
+    ``name``: the thread's name.
     """
 
     def __init__(
@@ -300,31 +521,46 @@ class BackgroundProjection:
         seed: int = 0,
         n_neighbors: int = 15,
         device: torch.device | str | None = None,
+        name: str = "samplelens-umap",
     ) -> None:
         check_int("seed", seed, 0)
         check_int("n_neighbors", n_neighbors, 2)
-        self._features = as_features(features)
+        # kept as numpy: nothing of torch in the thread once it is in umap-learn
+        self._features: np.ndarray | None = as_features(features).float().cpu().numpy()
         self._on_done = on_done
         self._seed, self._n_neighbors, self._device = seed, n_neighbors, device
         self.done = threading.Event()
         self.result: Projection | None = None
         self.error: BaseException | None = None
-        self._cancelled = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="samplelens-umap", daemon=True)
+        self._thread = _UmapThread(self._run, name, on_end=self.done.set)
         self._thread.start()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self._thread.control.event.is_set()
+
+    @property
+    def phase(self) -> str:
+        return self._thread.control.phase
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._thread.cancel()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; False on timeout."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> Projection | None:
         self.done.wait(timeout)
         return None if self.cancelled else self.result
 
     def _run(self) -> None:
+        control = self._thread.control
         try:
             result = project(
                 self._features,
@@ -333,15 +569,17 @@ class BackgroundProjection:
                 n_neighbors=self._n_neighbors,
                 device=self._device,
             )
-            if self.cancelled:
-                return
+            control.check()
+            control.phase = "callback"
             self.result = result
             if self._on_done is not None:
                 self._on_done(result)
+        except Cancelled:
+            pass
         except BaseException as err:  # reported, never raised in a thread nobody watches
             self.error = err
         finally:
-            self._features = None  # type: ignore[assignment]
+            self._features = None
             self.done.set()
 
 
@@ -352,8 +590,9 @@ def project_in_background(
     seed: int = 0,
     n_neighbors: int = 15,
     device: torch.device | str | None = None,
+    name: str = "samplelens-umap",
 ) -> BackgroundProjection:
     """Start UMAP in a daemon thread; see ``BackgroundProjection``. Show ``pca_2d`` meanwhile."""
     return BackgroundProjection(
-        features, on_done, seed=seed, n_neighbors=n_neighbors, device=device
+        features, on_done, seed=seed, n_neighbors=n_neighbors, device=device, name=name
     )

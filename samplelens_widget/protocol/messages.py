@@ -35,7 +35,7 @@ Thread = Literal["comm", "interactive", "stats", "population"]
 #: the background threads and the order in which each serves its pending kinds
 THREADS: dict[Thread, tuple[str, ...]] = {
     "interactive": ("analyze", "rows", "visual", "thumb", "plotly_js"),
-    "stats": ("stats",),
+    "stats": ("stats", "values"),
     "population": ("population", "similar"),
 }
 
@@ -56,7 +56,9 @@ class AnalysisKey(TypedDict):
 
 
 class LayerMeta(TypedDict):
-    """One depth's map: the layer, its output shape and layout, the map's size."""
+    """One depth's map: the layer, its output shape and layout, the map's size; ``lo``/``hi``:
+    the raw map's min and max (the CAM values before the min-max to uint8): a map byte ``u``
+    stands for the value ``lo + u / 255 * (hi - lo)``."""
 
     depth: int
     name: str
@@ -65,16 +67,20 @@ class LayerMeta(TypedDict):
     aliases: list[str]
     h: int
     w: int
+    lo: float
+    hi: float
 
 
 class Row(TypedDict):
     """A sample-list row; a multi-label model's rows add the true and predicted class sets
-    (``label_set`` None: the item has no multi-hot label)."""
+    (``label_set`` None: the item has no multi-hot label). ``confidence``: the model's
+    probability of its prediction (None: a regression, or unknown)."""
 
     id: int
     label: int | None
     prediction: int | None
     loss: float | None
+    confidence: NotRequired[float | None]
     label_set: NotRequired[list[int] | None]
     prediction_set: NotRequired[list[int]]
 
@@ -150,6 +156,17 @@ class StatsRequest(TypedDict):
     slice: str
 
 
+class ValuesRequest(TypedDict):
+    """The sample list's sort columns (loss, confidence) of ``ids``, without thumbnails: to
+    sort a list longer than a page."""
+
+    type: Literal["values"]
+    rid: NotRequired[int]
+    model: str
+    slice: str
+    ids: list[int]
+
+
 class VisualRequest(TypedDict):
     type: Literal["visual"]
     rid: NotRequired[int]
@@ -223,7 +240,9 @@ class SelectIdsRequest(TypedDict):
 
 # ---------------------------------------------------------------- kernel -> page
 class AnalysisReply(TypedDict):
-    """Buffers: one uint8 map (``h * w`` bytes) per layer, then the input's PNG if ``image``."""
+    """Buffers: one uint8 map (``h * w`` bytes) per layer, then the input's PNG if ``image``.
+    ``score``: the value the maps explain (what the backward was taken of: the logit, the loss,
+    the logit difference of a contrast; null when not finite), ``score_name`` what it is."""
 
     type: Literal["analysis"]
     rid: int | None
@@ -239,6 +258,8 @@ class AnalysisReply(TypedDict):
     num_classes: int
     probabilities: list[float] | None
     topk: list[tuple[int, float]]
+    score: float | None
+    score_name: str
     image: bool
     image_size: NotRequired[list[int]]
     segmentation: NotRequired[SegmentationMeta]
@@ -349,6 +370,8 @@ class PopulationError(TypedDict):
 
 
 class SimilarReply(TypedDict):
+    """``note``: why nothing (or less than asked) was fetched, in words."""
+
     type: Literal["similar"]
     rid: int | None
     model: str
@@ -356,6 +379,19 @@ class SimilarReply(TypedDict):
     query: list[int]
     ids: list[int]
     similarities: list[float]
+    note: NotRequired[str]
+
+
+class ValuesReply(TypedDict):
+    """``loss[i]``, ``confidence[i]``: those of sample ``ids[i]`` (as its list row's)."""
+
+    type: Literal["values"]
+    rid: int | None
+    model: str
+    slice: str
+    ids: list[int]
+    loss: list[float | None]
+    confidence: list[float | None]
 
 
 class ErrorReply(TypedDict):
@@ -384,6 +420,7 @@ REQUESTS: dict[str, Kind] = {
     "thumb": Kind(ThumbRequest, "interactive"),
     "plotly_js": Kind(PlotlyRequest, "interactive"),
     "stats": Kind(StatsRequest, "stats"),
+    "values": Kind(ValuesRequest, "stats"),
     "population": Kind(PopulationRequest, "population"),
     "similar": Kind(SimilarRequest, "population"),
     "add": Kind(AddRequest, "comm"),
@@ -405,5 +442,6 @@ REPLIES: dict[str, Kind] = {
     "population_coords": Kind(PopulationCoords, buffers="coordinates (float32 pairs)"),
     "population_error": Kind(PopulationError),
     "similar": Kind(SimilarReply),
+    "values": Kind(ValuesReply),
     "error": Kind(ErrorReply),
 }

@@ -5,12 +5,14 @@ Each returns ``(message, buffers)`` as declared in ``messages.py``; the widget s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from samplelens_widget.cam import CamResult
+from samplelens_widget.cam.targets import Class, Contrast, Loss, Region
 from samplelens_widget.data import png_bytes
 from samplelens_widget.protocol.buffers import pack_coords, to_uint8
 from samplelens_widget.protocol.messages import (
@@ -30,6 +32,7 @@ from samplelens_widget.protocol.messages import (
     SimilarReply,
     StatsReply,
     ThumbReply,
+    ValuesReply,
     VisualReply,
 )
 
@@ -46,6 +49,7 @@ __all__ = [
     "similar",
     "stats",
     "thumb",
+    "values",
     "visual",
 ]
 
@@ -79,6 +83,31 @@ def segmentation(res: CamResult, mask: np.ndarray | None) -> tuple[SegmentationM
     return meta, pred.astype("<u1" if dtype == "uint8" else "<u2").tobytes()
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def score_name(res: CamResult) -> str:
+    """What ``res.scores`` (the value the maps explain) is, in a word or two."""
+    t, task = res.target, res.task
+    dense = task == "segmentation"
+    if isinstance(t, Loss):
+        return "loss"
+    if isinstance(t, Contrast):
+        return "summed logit difference" if dense else "logit difference"
+    if isinstance(t, Region):
+        return "summed logit"
+    if isinstance(t, Class):
+        if dense:
+            return "summed logit"
+        if task == "regression":
+            return "output"
+        if task == "binary" and int(res.targets[0]) == 0:
+            return "negated logit"
+        return "logit"
+    return "score"
+
+
 def analysis(
     key: AnalysisKey,
     res: CamResult,
@@ -91,15 +120,21 @@ def analysis(
 ) -> tuple[AnalysisReply, list[bytes]]:
     """JSON meta + one uint8 map per depth (min-max normalised) + the input PNG if ``image``
     (+ a segmentation's pixel predictions, with ``mask`` the item's true mask if it has one).
-    ``loss``: the sample's loss against its label, as the sample list shows it; ``true_set``:
-    a multi-label item's true classes."""
+    Each layer's ``lo``/``hi``: its raw map's min and max, so the page can put maps on a shared
+    scale; ``score``: the value the maps explain (``res.scores``). ``loss``: the sample's loss
+    against its label, as the sample list shows it; ``true_set``: a multi-label item's true
+    classes."""
     k = int(res.num_classes)
     probs = None if res.probabilities is None else res.probabilities[0].astype(np.float64)
     buffers: list[bytes] = []
     layers: list[LayerMeta] = []
     for depth in res.depths:
         info = res.layer_at(depth)
-        m = to_uint8(res.raw(info.name)[0])
+        raw = res.raw(info.name)[0]
+        m = to_uint8(raw)
+        lo, hi = (_finite(float(raw.min())), _finite(float(raw.max()))) if raw.size else (0.0, 0.0)
+        if lo is None or hi is None:  # not finite: no honest range (the page treats it as flat)
+            lo = hi = 0.0
         layers.append(
             {
                 "depth": int(depth),
@@ -109,6 +144,8 @@ def analysis(
                 "aliases": list(info.aliases),
                 "h": int(m.shape[0]),
                 "w": int(m.shape[1]),
+                "lo": lo,
+                "hi": hi,
             }
         )
         buffers.append(m.tobytes())
@@ -128,6 +165,8 @@ def analysis(
         "num_classes": k,
         "probabilities": [float(p) for p in probs] if probs is not None and k <= 1000 else None,
         "topk": [] if probs is None else [(int(c), float(probs[c])) for c in order],
+        "score": None if res.scores is None else _finite(float(res.scores[0])),
+        "score_name": score_name(res),
         "image": False,
     }
     if image is not None:
@@ -280,7 +319,9 @@ def similar(
     query: Sequence[int],
     found: Sequence[tuple[int, float]],
     rid: int | None = None,
+    note: str | None = None,
 ) -> Reply:
+    """*Fetch similar*'s neighbours; ``note``: why none (or fewer) were found, in words."""
     msg: SimilarReply = {
         "type": "similar",
         "rid": rid,
@@ -289,6 +330,24 @@ def similar(
         "query": [int(i) for i in query],
         "ids": [int(i) for i, _ in found],
         "similarities": [float(s) for _, s in found],
+    }
+    if note is not None:
+        msg["note"] = note
+    return msg, []
+
+
+def values(
+    model: str, slice: str, table: Sequence[Row], rid: int | None = None
+) -> Reply:
+    """The sort columns of some list rows (``SliceStats.rows``), without thumbnails."""
+    msg: ValuesReply = {
+        "type": "values",
+        "rid": rid,
+        "model": model,
+        "slice": slice,
+        "ids": [int(r["id"]) for r in table],
+        "loss": [r["loss"] for r in table],
+        "confidence": [r.get("confidence") for r in table],
     }
     return msg, []
 

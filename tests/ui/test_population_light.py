@@ -335,7 +335,14 @@ def test_one_sample_slice_and_a_bad_embed_layer_show_clear_messages(light_page, 
     assert "one sample" in page.inner_text("[data-role=scatter-note]")
     page.click("[data-role=similar]")
     settle(lens, h)
-    assert "k: 8 is out of range" in page.inner_text("[data-role=errors]")
+    # nothing left to fetch: said in words in the list, not raised as an error
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=list-note]').innerText.includes('nothing left')"
+    )
+    assert "all 1 samples of slice 'one' are in the list already" in page.inner_text(
+        "[data-role=list-note]"
+    )
+    assert page.inner_text("[data-role=errors]") == ""
     light_page.errors.clear()
     # a model without the embed layer: the scatter says why, the rest still works
     lens.model_name = "b"
@@ -353,25 +360,26 @@ def test_one_sample_slice_and_a_bad_embed_layer_show_clear_messages(light_page, 
 
 def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, request):
     release, halfway = threading.Event(), threading.Event()
-    calls = []
+    lens = make(data)
+    lens._population.chunk = 20  # 80 samples: batches of at most 20
+    passes, key = lens._session.stats.passes, (lens.model_name, lens.slice)
 
-    def slow(_module, args):  # a slow model: the third chunk waits until the test has looked
-        if args[0].shape[0] != 20:  # an analysis or the slice's predictions
+    def slow(_module, args):  # a slow model: once the pass is past item 40 it waits
+        if args[0].shape[0] <= 1 or halfway.is_set():  # an analysis, or past the halfway wait
             return
-        calls.append(1)
         time.sleep(0.12)  # progress messages are sent at most every 0.1 s
-        if len(calls) == 3:
+        if passes._done.get(key, (0, 0))[0] >= 40:
             halfway.set()
             release.wait(20)
 
-    lens = make(data)
-    lens._population.chunk = 20  # 80 samples: 4 chunks
     hook = lens._session.models[lens.model_name].register_forward_pre_hook(slow)
     request.addfinalizer(hook.remove)
     h = light_page(lens)
     assert halfway.wait(20)
+    done = passes._done[key][0]  # what the pass reported last (its batches are timed)
+    assert 40 <= done < 80
     wait_until(
-        lambda: "40 / 80" in h.page.inner_text("[data-role=scatter-msg]") or h.sync(),
+        lambda: f"{done} / 80" in h.page.inner_text("[data-role=scatter-msg]") or h.sync(),
         h.page,
         10,
         "the progress text",
@@ -380,7 +388,7 @@ def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, 
     width = h.page.evaluate(
         "() => document.querySelector('[data-role=scatter-progress] .sl-progress-bar').style.width"
     )
-    assert width == "50%"
+    assert float(width.rstrip("%")) == pytest.approx(100 * done / 80, abs=0.06)
     # meanwhile the rest of the widget works: a click on a row shows that sample
     h.page.click("[data-role=rows] .sl-row[data-id='3']")
     h.sync()

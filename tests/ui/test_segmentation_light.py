@@ -138,9 +138,16 @@ def test_segmentation_outline_and_numbers(light_page):
     assert meta["task"] == "segmentation" and meta["n"] == SIZE * SIZE
     assert meta["seg"]["cls"] == want["cls"]
     name = NAMES[want["cls"]]
-    assert page.inner_text("[data-role=score]") == f"explaining {name} over its predicted pixels"
+    assert page.inner_text("[data-role=score]").startswith(
+        f"explaining {name} over its predicted pixels · score (summed logit) "
+    )
     assert page.input_value("[data-role=label]") == ""
-    assert page.inner_text("[data-role=label] option[value='']") == f"Predicted ({name})"
+    option = page.locator("[data-role=label] option[value='']")
+    # shortened in the middle to fit the select, whole in its title
+    assert option.get_attribute("title") == f"Predicted ({name})" or option.inner_text() == (
+        f"Predicted ({name})"
+    )
+    assert option.inner_text().startswith("Predicted (") and option.inner_text().endswith(")")
 
     # the error panel: share, IoU, pixel accuracy; no correct/incorrect badge, no true label
     got = panel_numbers(page)
@@ -208,8 +215,8 @@ def test_segmentation_outline_and_numbers(light_page):
     got = panel_numbers(page)
     assert got["iou"] == f"{mine['iou']:.3f}"
     assert got["accuracy"] == f"{want['accuracy'] * 100:.1f}%"  # the same for every class
-    want_text = f"explaining {NAMES[other]} over its predicted pixels"
-    assert page.inner_text("[data-role=score]") == want_text
+    want_text = f"explaining {NAMES[other]} over its predicted pixels · score (summed logit) "
+    assert page.inner_text("[data-role=score]").startswith(want_text)
     wait_canvas(page, OVERLAY)
     page.wait_for_function(
         "(n) => document.querySelector('canvas[data-role=overlay]').dataset.outline === String(n)",

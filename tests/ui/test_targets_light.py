@@ -69,7 +69,10 @@ def test_error_maps_and_the_label_and_contrast_controls(light_page, data):
     page.select_option("[data-role=label]", "loss")
     settle(lens, h)
     assert lens.label == "loss"
-    assert page.inner_text("[data-role=score]") == f"explaining loss (true label: {NAMES[y]})"
+    what, _, shown = page.inner_text("[data-role=score]").partition(" · score (loss) ")
+    assert what == f"explaining loss (true label: {NAMES[y]})"
+    loss = float(page.inner_text("[data-role=loss]"))  # the error panel's
+    assert float(shown) == pytest.approx(loss, abs=1.5e-3)
     assert page.locator("[data-role=contrast]").is_disabled()
 
     # the prediction rather than the true class
@@ -84,7 +87,10 @@ def test_error_maps_and_the_label_and_contrast_controls(light_page, data):
     assert shown["key"]["contrast"] == y and shown["key"]["label"] is None
     assert "rather than" in shown["explained"]
     score = page.inner_text("[data-role=score]")
-    assert score == f"explaining the predicted class ({NAMES[pred[wrong]]}) rather than {NAMES[y]}"
+    assert score.startswith(
+        f"explaining the predicted class ({NAMES[pred[wrong]]}) rather than {NAMES[y]}"
+        " · score (logit difference) "
+    )
     page.select_option("[data-role=contrast]", "")
     settle(lens, h)
     assert lens.contrast is None

@@ -30,7 +30,12 @@ def test_a_vit_walks_its_blocks_on_the_page(light_page):
     block = next(d for d in res.depths if res.layer_at(d).name == "blocks.5")
     set_slider(page, "[data-role=depth]", block)
     text = page.inner_text("[data-role=depth-text]")
-    assert "blocks.5" in text and "192×10×14" in text and "tokens (1 prefix + 10x14)" in text
+    # the name may be shortened in the middle to fit; its full form is the readout's title
+    full = page.locator("[data-role=depth-text]").evaluate(
+        "e => [e.title, ...[...e.querySelectorAll('[title]')].map(c => c.title)].join(' ')"
+    )
+    assert "blocks.5" in full, full
+    assert f"d{block} · " in text and "192×10×14" in text and "tokens (1 prefix + 10x14)" in text
     c = canvas(page)
     assert c["depth"] == str(block)
     img = pixels(page)

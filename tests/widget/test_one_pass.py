@@ -178,7 +178,7 @@ def test_the_population_follows_the_pass_that_the_stats_thread_runs():
 
     def slow(_module, args):  # the pass's second batch waits until the population follows
         if args[0].shape[0] > 1:  # a batch of the pass (analyses are of one sample)
-            batches.append(1)
+            batches.append(int(args[0].shape[0]))
             if len(batches) == 2:
                 inside.set()
                 gate.wait(30)
@@ -204,8 +204,10 @@ def test_the_population_follows_the_pass_that_the_stats_thread_runs():
         gate.set()
         hook.remove()
     done = [c["done"] for c, _ in of_type(lens, "population_progress")]
-    assert done[0] == chunk and done[-1] == n, done
-    assert len(batches) == -(-n // chunk)  # one pass: each batch once
+    # the pass's batches are timed (model_lock.BatchClock), at most `chunk` items each
+    assert done[0] == batches[0] and done[-1] == n, done
+    assert done == sorted(set(done)), done
+    assert max(batches) <= chunk and sum(batches) == n  # one pass: each item once
     assert ds.reads <= n + 50, ds.reads
     [(reply, _)] = of_type(lens, "stats")
     assert reply["accuracy"] == pytest.approx(hand_accuracy(lens, ds))

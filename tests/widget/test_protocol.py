@@ -92,6 +92,7 @@ def test_every_reply_sent_matches_its_declaration(lens):
             {"type": "analyze", "keys": [{**key, "id": 999}]},  # an error with its key
             {"type": "rows", "model": model, "slice": where, "ids": [0, 1], "page": 0},
             {"type": "stats", "model": lens.model_name, "slice": lens.slice},
+            {"type": "values", "model": model, "slice": where, "ids": [2, 0]},
             {"type": "visual", "name": "text", "slice": lens.slice, "id": 1},
             {"type": "visual", "name": "image", "slice": lens.slice, "id": 1, "connection": 0},
             {"type": "visual", "name": "broken", "slice": lens.slice, "id": 1},
@@ -100,6 +101,7 @@ def test_every_reply_sent_matches_its_declaration(lens):
             {"type": "population", "model": lens.model_name, "slice": lens.slice},
             {"type": "similar", "ids": [1], "k": 3},
             {"type": "similar", "ids": [1], "k": 99},  # an error
+            {"type": "similar", "ids": list(range(24)), "k": 3},  # nothing left: a note
             {"type": "add", "id": "5"},
             {"type": "select_all"},
             {"type": "pick", "id": 7},

@@ -1,0 +1,91 @@
+// Long names (layers, classes) shortened in the middle, so that both ends stay readable:
+// "encoder_stage_two_block.3" -> "encoder_st…two_block.3". Pure; the DOM measure is apart.
+
+const ELLIPSIS = "…";
+
+/** `text` in at most `max` characters, cut in the middle (the end keeps the extra character:
+ * a layer's index or a class's suffix is what tells neighbours apart). */
+export function middleEllipsis(text: string, max: number): string {
+  const chars = Array.from(text); // code points: never split a surrogate pair
+  if (chars.length <= max) return text;
+  if (max <= 1) return max < 1 ? "" : ELLIPSIS;
+  const keep = max - 1;
+  const head = Math.floor(keep / 2);
+  const tail = keep - head;
+  return chars.slice(0, head).join("") + ELLIPSIS + chars.slice(chars.length - tail).join("");
+}
+
+/** The longest middle-shortened form of `text` whose `compose(short)` fits in `width` by
+ * `measure` (pixels, or characters); at least `min` characters of the name are kept. */
+export function fitMiddle(
+  text: string,
+  width: number,
+  measure: (s: string) => number,
+  compose: (short: string) => string = (s) => s,
+  min = 3,
+): string {
+  const n = Array.from(text).length;
+  if (measure(compose(text)) <= width) return text;
+  let lo = Math.min(min, n); // always kept
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (measure(compose(middleEllipsis(text, mid))) <= width) lo = mid;
+    else hi = mid - 1;
+  }
+  return middleEllipsis(text, lo);
+}
+
+/** The depth readout: "d7 · enc…ck.3 · 64×16×16" in at most `max` characters, the name
+ * shortened in the middle (depth and shape always whole: consecutive depths differ). */
+export function layerReadout(depth: number, name: string, shape: readonly number[], max: number): string {
+  const compose = (s: string) => `d${depth} · ${s}${shape.length ? ` · ${shape.join("×")}` : ""}`;
+  return compose(fitMiddle(name, max, (s) => Array.from(s).length, compose, 5));
+}
+
+let ctx: CanvasRenderingContext2D | null | undefined;
+
+/** A text measure in CSS pixels with `el`'s font (null without a canvas, e.g. in tests). */
+export function measureWith(el: Element): ((s: string) => number) | null {
+  if (ctx === undefined) {
+    try {
+      ctx = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : null;
+    } catch {
+      ctx = null;
+    }
+  }
+  if (!ctx) return null;
+  const cs = getComputedStyle(el);
+  const font = cs.font || `${cs.fontSize} ${cs.fontFamily}`;
+  const c = ctx;
+  return (s: string) => {
+    c.font = font;
+    return c.measureText(s).width;
+  };
+}
+
+/** A function that shortens a text in the middle to fit `el`'s content box (`reserve`:
+ * pixels kept free, e.g. a select's arrow; `fallback` characters while `el` is not laid out;
+ * `font`: the element whose font the text is shown in, `el` by default);
+ * `compose(short)` is what must fit ("Predicted (…)"), and is what it returns. */
+export function fitter(
+  el: HTMLElement,
+  { reserve = 0, fallback = 24, font = el }: { reserve?: number; fallback?: number; font?: Element } = {},
+): (text: string, compose?: (s: string) => string) => string {
+  const cs = typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
+  const pad = cs ? parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight) || 0 : 0;
+  const width = el.clientWidth - pad - reserve;
+  const measure = width > 0 ? measureWith(font) : null;
+  const chars = (s: string) => Array.from(s).length;
+  return (text, compose = (s) => s) =>
+    measure ? compose(fitMiddle(text, width, measure, compose)) : compose(fitMiddle(text, fallback, chars, compose));
+}
+
+/** `text` shortened in the middle to fit `el` (see `fitter`). */
+export function fitTo(
+  el: HTMLElement,
+  text: string,
+  { reserve = 0, fallback = 24, compose = (s: string) => s }: { reserve?: number; fallback?: number; compose?: (s: string) => string } = {},
+): string {
+  return fitter(el, { reserve, fallback })(text, compose);
+}
