@@ -35,7 +35,7 @@ model, data, names = load_demo(n_train=8, n_val=n)
 
 
 def widget(populate):
-    lens = SampleLens(model, data["val"], label_names=names, cache_dir=None)
+    lens = SampleLens(model, data["val"], label_names=names, cache_dir=None, projection="umap")
     started = threading.Event()
 
     def send(content, buffers=None):  # no page: the replies are dropped, the pass's start noted
@@ -157,7 +157,7 @@ KERNEL_CODE = r"""
 from samplelens_widget import SampleLens
 from samplelens_widget.demo import load_demo
 model, data, names = load_demo(n_train=8, n_val={n})
-lens = SampleLens(model, data["val"], label_names=names, cache_dir=None)
+lens = SampleLens(model, data["val"], label_names=names, cache_dir=None, projection="umap")
 lens._on_msg(lens, {{"type": "population", "rid": 1, "model": lens.model_name,
                     "slice": lens.slice}}, [])
 st = lens._population.state(lens.model_name, lens.slice)
