@@ -288,6 +288,9 @@ def test_morph_from_the_pca_preview_to_the_background_map(light_page, data, monk
         def cancel(self):
             pass
 
+        def join(self, timeout=None):  # Population.close waits for the thread
+            return True
+
     made = []
     monkeypatch.setattr(
         population,
