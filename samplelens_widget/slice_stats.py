@@ -253,14 +253,21 @@ def loss_label(y: Any, out: Output) -> Any:
     return y
 
 
-def class_set(y: Any, k: int) -> list[int] | None:
-    """A multi-label dataset label (a multi-hot row of ``k`` values in ``[0, 1]``, read at 0.5)
-    as its sorted classes, or None (no label, or not such a row)."""
+def _label_tensor(y: Any) -> torch.Tensor | None:
+    """A label of several values as a tensor, or None (no label, a scalar, not numbers)."""
     if y is None or isinstance(y, (int, float, str, bool)):
         return None
     try:
-        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+        return torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     except (TypeError, ValueError):
+        return None
+
+
+def class_set(y: Any, k: int) -> list[int] | None:
+    """A multi-label dataset label (a multi-hot row of ``k`` values in ``[0, 1]``, read at 0.5)
+    as its sorted classes, or None (no label, or not such a row)."""
+    t = _label_tensor(y)
+    if t is None:
         return None
     if t.dim() != 1 or t.shape[0] != k:
         return None
@@ -273,11 +280,8 @@ def class_set(y: Any, k: int) -> list[int] | None:
 def class_mask(y: Any, grid: tuple[int, ...], k: int) -> torch.Tensor | None:
     """A dataset label as a segmentation mask ``(H, W)`` of class indices on ``grid``, or None
     (no mask, another size, or values that are not classes)."""
-    if y is None or isinstance(y, (int, float, str, bool)):
-        return None
-    try:
-        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
-    except (TypeError, ValueError):
+    t = _label_tensor(y)
+    if t is None:
         return None
     if t.dim() == 3 and t.shape[0] == 1:
         t = t[0]
