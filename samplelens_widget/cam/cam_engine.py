@@ -73,6 +73,10 @@ class CamEngine:
     is computed. The model is never changed: hooks are removed and each module's train/eval flag
     restored on every path (``explain`` runs in eval mode), parameters, ``requires_grad`` flags
     and ``.grad`` are left alone.
+
+    How far a map can be trusted: ``faithfulness`` (deletion and insertion of every depth
+    against a random and an edge map) and ``sanity_check`` (the cascading model-parameter
+    randomisation test, on a copy of the model).
     """
 
     algorithms: tuple[str, ...] = tuple(ALGORITHMS)
