@@ -2,12 +2,12 @@
 the demo.
 
     python benchmarks/bench_trust.py [--n 100] [--sanity-n 50] [--steps 20] [--reps 3]
-                                     [--skip-speed] [--skip-quality]
+                                     [--algorithms gradcam ...] [--skip-speed] [--skip-quality]
 
 Speed (one sample, every depth, ``steps`` steps): the demo model (64x64) and the ResNet-18-shaped
 model of ``benchmarks/resnet.py`` (random weights, 224x224); *images* is how many perturbed images
 went through the model, *floor* the time of a plain ``no_grad`` forward of that many images in
-the same batches (the model's own cost), and the sanity check's time (the model's children
+batches of the same size (the model's own cost), and the sanity check's time (the model's children
 re-initialised one at a time, one ``explain`` each).
 
 Quality (the demo's validation split, the first ``--n`` samples, explaining each sample's true
@@ -41,6 +41,7 @@ from resnet import resnet18  # noqa: E402
 
 from samplelens_widget import CamEngine  # noqa: E402
 from samplelens_widget.cam import ALGORITHMS  # noqa: E402
+from samplelens_widget.cam.faithfulness import check_batch_size  # noqa: E402
 from samplelens_widget.cam.sanity import cascade  # noqa: E402
 from samplelens_widget.demo import load_demo  # noqa: E402
 
@@ -54,7 +55,7 @@ def timed(fn, reps):
     return statistics.median(times), out
 
 
-def floor(model, x, images, batch=128):
+def floor(model, x, images, batch):
     """Seconds of a plain no_grad forward of ``images`` copies of ``x`` in batches."""
     with torch.no_grad():
         t = time.perf_counter()
@@ -76,7 +77,7 @@ def speed(steps, reps):
         engine.explain(x)  # warm up
         t_explain, _ = timed(lambda e=engine, x=x: e.explain(x), r)
         t_f, f = timed(lambda e=engine, x=x: e.faithfulness(x, steps=steps), r)
-        t_floor = floor(m, x, f.images)
+        t_floor = floor(m, x, f.images, check_batch_size(None, engine.device))
         t_s, san = timed(lambda e=engine, x=x: e.sanity_check(x), r)
         rows.append({"model": name, "depths": len(f.depths), "steps": steps,
                      "images": f.images, "faithfulness_s": t_f, "floor_s": t_floor,
@@ -92,7 +93,7 @@ def bands(depths):
                 strict=True)}
 
 
-def quality(n, sanity_n, steps, chunk=50):
+def quality(n, sanity_n, steps, algorithms, chunk=50):
     model, data, _ = load_demo()
     val = data["val"]
     images, labels = val.images[:n], np.asarray(val.labels[:n])
@@ -100,7 +101,7 @@ def quality(n, sanity_n, steps, chunk=50):
     depths = engine.explain(images[:1]).depths
     parts = bands(depths)
     rows = []
-    for algorithm in CamEngine.algorithms:
+    for algorithm in algorithms:
         t = time.perf_counter()
         score, dele, ins, rand, edges = [], [], [], [], []
         for s in range(0, n, chunk):
@@ -139,6 +140,8 @@ def main() -> None:
     ap.add_argument("--sanity-n", type=int, default=50, help="samples for the sanity check")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--algorithms", nargs="+", default=list(CamEngine.algorithms),
+                    choices=list(CamEngine.algorithms))
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "trust.json"))
@@ -160,7 +163,7 @@ def main() -> None:
                   f"({r['stages']}) |")
     if not args.skip_quality:
         t = time.perf_counter()
-        rows, acc, top = quality(args.n, args.sanity_n, args.steps)
+        rows, acc, top = quality(args.n, args.sanity_n, args.steps, args.algorithms)
         result["quality"] = {"n": args.n, "sanity_n": args.sanity_n, "accuracy": acc,
                              "rows": rows}
         print(f"\nDemo validation split: the first {args.n} samples (model accuracy {acc:.3f}), "

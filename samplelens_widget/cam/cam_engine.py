@@ -183,7 +183,7 @@ class CamEngine:
         steps: int = 20,
         baseline: float | torch.Tensor | np.ndarray | None = None,
         *,
-        batch_size: int = 128,
+        batch_size: int | None = None,
         draws: int = 3,
         seed: int = 0,
     ) -> Faithfulness:
@@ -198,8 +198,9 @@ class CamEngine:
         trapezoid over the fraction changed. ``baseline``: ``None`` (each channel's mean over
         the sample), a number, ``(C,)``, ``(C, H, W)`` or ``(N, C, H, W)``. ``random`` is the
         mean of ``draws`` draws seeded by ``seed``; ``edges`` the input's Sobel magnitude.
-        Every perturbed image goes through the model in batches of ``batch_size`` under
-        ``torch.no_grad`` in eval mode (restored). See ``samplelens_widget.cam.faithfulness``.
+        Every perturbed image goes through the model in batches of ``batch_size`` (``None``: 32
+        on a CPU, 256 on an accelerator) under ``torch.no_grad`` in eval mode (restored). See
+        ``samplelens_widget.cam.faithfulness``.
         """
         return faith.faithfulness(
             self, inputs, target, algorithm, connection, depths, steps, baseline,
