@@ -10,6 +10,7 @@ import { type Decoders, decoders, dispatch } from "./replies";
 import { Requests } from "./requests";
 import { type Range, type Scale, sameGroup, scaleRange, scoreKind } from "./scale";
 import { GRID_MAX, PAGE_SIZE, type Population, State } from "./state";
+import type { SanityRun } from "./trust";
 import type { Info, PageRequest } from "./wire";
 
 export type { Info } from "./wire";
@@ -39,6 +40,9 @@ export class App extends State {
   disconnected = false;
   /** How the maps are coloured (scale.ts): a page-side setting of the viewer, no trait. */
   scale: Scale = "map";
+  /** The bottom-right panel's tab (page-side, no trait): the Trust curve is computed only
+   * while "trust" shows. */
+  sideTab: "errors" | "trust" = "errors";
 
   constructor(model: AnyModel) {
     super();
@@ -260,6 +264,58 @@ export class App extends State {
   clearFailures(): void {
     this.failed.clear();
     this.rowsFailed = false;
+    this.trustErrors.clear();
+  }
+
+  // ------------------------------------------------------------------ trust
+  setSideTab(tab: "errors" | "trust"): void {
+    if (tab === this.sideTab) return;
+    this.sideTab = tab;
+    this.emit("side-tab");
+  }
+  /** The key whose Trust curve the page wants now: the viewed sample's, while the Trust tab
+   * shows (null otherwise: nothing is computed for a hidden view). */
+  trustKey(): AnalysisKey | null {
+    return this.sideTab === "trust" ? this.currentKey() : null;
+  }
+  /** The depth the viewer shows: the trait, or the deepest of the viewed analysis (null: no
+   * maps yet). */
+  shownDepth(): number | null {
+    const d = this.get("depth");
+    if (d !== null) return d;
+    const maps = this.analysisOf(this.currentKey())?.maps ?? [];
+    return maps.length ? maps[maps.length - 1].depth : null;
+  }
+  /** Move the viewer to `depth`, as the controller's slider does (Custom, saved at once). */
+  showDepth(depth: number): void {
+    this.localDepth = null;
+    this.setTrait("depth", depth);
+    this.emit("depth");
+  }
+  /** The last sanity check of the viewed key (null: none yet). */
+  sanityRun(): SanityRun | null {
+    const k = this.currentKey();
+    return k ? this.sanity.get(keyString(k)) ?? null : null;
+  }
+  /** *Sanity check*: the randomisation test of the viewed map at the depth shown. */
+  runSanity(): void {
+    const k = this.currentKey();
+    const depth = this.shownDepth();
+    if (!k || depth === null) return;
+    const ks = keyString(k);
+    const run = this.sanity.get(ks);
+    if (this.sent.sanity === ks && run && run.depth === depth && !run.stages && !run.error) return; // running
+    this.sanity.put(ks, { depth, done: 0, total: 0, layer: null, stages: null, error: null });
+    this.sent.sanity = ks;
+    this.requests.sanity(k, depth);
+    this.emit("sanity");
+  }
+  /** Ask for a failed Trust curve again (its Retry button). */
+  retryTrust(): void {
+    const k = this.currentKey();
+    if (k) this.trustErrors.delete(keyString(k));
+    this.ensure();
+    this.emit("trust");
   }
   /** Ask for the population again after an error (a user action). */
   retryPopulation(): void {

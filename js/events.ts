@@ -17,6 +17,9 @@ export type Reason =
   | "thumb"
   | "error"
   | "scale" // the viewer's colour scale (page-side only, see scale.ts)
+  | "side-tab" // the bottom-right panel's tab: error analysis or Trust (page-side only)
+  | "trust" // a chunk of a Trust curve arrived (or its error)
+  | "sanity" // a sanity check's progress or result arrived (or its error)
   | "connection"; // the kernel went away (restart, shutdown) or answered again
 
 export type Listener = (reason: Reason) => void;

@@ -50,6 +50,10 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
       controller.updateDepth();
       return;
     }
+    if (reason === "trust" || reason === "sanity") {
+      if (app.sideTab === "trust") errors.trust.update();
+      return;
+    }
     scatter.update(reason);
     if (reason === "population-progress" || reason === "population-coords" || reason === "thumb") return;
     header.update();

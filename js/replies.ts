@@ -4,6 +4,7 @@ import type { App } from "./app";
 import { type Analysis, type AnalysisMeta, type Buffer, decodeAnalysis, keyString, toBytes } from "./protocol";
 import { decodeColumn } from "./scatter/colors";
 import type { Visual } from "./state";
+import { baselineKey } from "./trust";
 import type { KernelReply, Reply, ReplyKind } from "./wire";
 
 export type Decoders = { [K in ReplyKind]: (msg: Reply<K>, buffers: Buffer[]) => void };
@@ -60,7 +61,7 @@ export function decoders(app: App): Decoders {
       onPopulation(app, content, buffers);
     },
     population_progress: (content) => {
-      app.popProgress.set(`${content.model}|${content.slice}`, { done: content.done, total: content.total });
+      app.popProgress.set(`${content.model}|${content.slice}`, { phase: content.phase, done: content.done, total: content.total });
       app.emit("population-progress");
     },
     population_coords: (content, buffers) => {
@@ -86,6 +87,55 @@ export function decoders(app: App): Decoders {
       app.thumbs.put(`${content.slice}|${content.id}`, url);
       if (app.sent.thumb === `${content.slice}|${content.id}`) app.sent.thumb = "";
       app.emit("thumb");
+    },
+    trust: (content) => {
+      const ks = keyString(content.key);
+      let curve = app.trust.get(ks);
+      if (!curve || curve.steps !== content.steps) {
+        curve = { steps: content.steps, measure: content.measure, points: new Map() };
+        app.trust.put(ks, curve);
+      }
+      const c = curve;
+      content.depths.forEach((d, i) => {
+        c.points.set(d, { layer: content.layers[i], deletion: content.deletion[i], insertion: content.insertion[i] });
+      });
+      if (content.baselines) app.trustBaselines.put(baselineKey(content.key, content.steps), content.baselines);
+      if (content.last && app.sent.trust === ks) app.sent.trust = "";
+      app.emit("trust");
+    },
+    sanity_progress: (content) => {
+      const ks = keyString(content.key);
+      const run = app.sanity.get(ks);
+      if (!run || run.depth !== content.depth || run.stages) return; // not the run shown
+      run.done = content.done;
+      run.total = content.total;
+      app.emit("sanity");
+    },
+    sanity: (content) => {
+      const ks = keyString(content.key);
+      app.sanity.put(ks, {
+        depth: content.depth,
+        done: content.stages.length,
+        total: content.stages.length,
+        layer: content.layer,
+        stages: content.stages,
+        error: null,
+      });
+      if (app.sent.sanity === ks) app.sent.sanity = "";
+      app.emit("sanity");
+    },
+    trust_error: (content) => {
+      const ks = keyString(content.key);
+      if (content.request === "trust") {
+        app.trustErrors.set(ks, content.message);
+        if (app.sent.trust === ks) app.sent.trust = "";
+        app.emit("trust");
+        return;
+      }
+      const run = app.sanity.get(ks);
+      app.sanity.put(ks, { depth: content.depth ?? run?.depth ?? 0, done: 0, total: 0, layer: null, stages: null, error: content.message });
+      if (app.sent.sanity === ks) app.sent.sanity = "";
+      app.emit("sanity");
     },
     error: (content) => {
       if (content.key) {

@@ -2,6 +2,7 @@
 // ask(), which numbers it.
 import type { App } from "./app";
 import { type AnalysisKey, keyString } from "./protocol";
+import { TRUST_STEPS, baselineKey, missingDepths } from "./trust";
 import type { Ask, PageRequest, RequestKind } from "./wire";
 
 export class Requests {
@@ -108,6 +109,46 @@ export class Requests {
       this.ask({ type: "visual", name, slice: vslice, id: Number(id), connection: Number(conn) });
     }
     sent.visual = vk && !app.visuals.has(vk) ? vk : "";
+    this.ensureTrust();
+  }
+
+  /** The Trust curve of the viewed key while the Trust tab shows: the depths the page lacks
+   * (the kernel sends the nearest to the depth shown first, a few at a time) and the baselines
+   * when the page has none for this sample and target. A curve of another key still being
+   * computed is stopped (`key: null`, or the newer request, stops it between two chunks);
+   * so is a sanity check of another key. */
+  private ensureTrust(): void {
+    const app = this.app;
+    const sent = app.sent;
+    const cur = app.currentKey();
+    const cs = cur ? keyString(cur) : "";
+    if (sent.sanity && sent.sanity !== cs) {
+      const run = app.sanity.get(sent.sanity);
+      if (run && !run.stages && !run.error) app.sanity.delete(sent.sanity); // stopped, not done
+      this.ask({ type: "sanity", key: null });
+      sent.sanity = "";
+    }
+    const k = app.trustKey();
+    const ks = k ? keyString(k) : "";
+    const a = k ? app.analysisOf(k) : null;
+    if (sent.trust && sent.trust !== ks) {
+      this.ask({ type: "trust", key: null });
+      sent.trust = "";
+    }
+    if (!k || !a || !a.maps.length || sent.trust === ks || app.trustErrors.has(ks)) return;
+    const all = a.maps.map((m) => m.depth);
+    const depths = missingDepths(all, app.trust.get(ks)?.points);
+    const baselines = !app.trustBaselines.has(baselineKey(k, TRUST_STEPS));
+    if (!depths.length && !baselines) return;
+    this.ask({
+      type: "trust",
+      key: k,
+      depth: app.shownDepth(),
+      depths: depths.length === all.length ? null : depths,
+      baselines,
+      steps: TRUST_STEPS,
+    });
+    sent.trust = ks;
   }
 
   /** Ask for the population again after an error (a user action). */
@@ -155,5 +196,8 @@ export class Requests {
   }
   plotly(): void {
     this.ask({ type: "plotly_js" });
+  }
+  sanity(key: AnalysisKey, depth: number): void {
+    this.ask({ type: "sanity", key, depth });
   }
 }

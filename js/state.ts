@@ -3,7 +3,8 @@
 import { LIST_ORDER, SelectionHistory, type SortSpec } from "./listOrder";
 import type { Analysis } from "./protocol";
 import type { Column } from "./scatter/colors";
-import type { Row as WireRow, StatsReply, VisualReply } from "./wire";
+import type { SanityRun, TrustCurve } from "./trust";
+import type { Row as WireRow, StatsReply, TrustBaselines, VisualReply } from "./wire";
 
 /** The population of one (model, slice): raw 2-D coordinates and the colour-by columns. */
 export interface Population {
@@ -90,6 +91,18 @@ export interface Sent {
   visual: string;
   pop: Set<string>;
   thumb: string;
+  /** the key (keyString) whose Trust curve is being computed ("" none) */
+  trust: string;
+  /** the key (keyString) whose sanity check runs ("" none) */
+  sanity: string;
+}
+
+/** Where the slice's pass is: ``features`` (the one pass giving features and statistics) or
+ * ``statistics`` (features from the cache; the scatter shows, its colours wait). */
+export interface PassProgress {
+  phase: "features" | "statistics";
+  done: number;
+  total: number;
 }
 
 /** The page's caches and bookkeeping (App extends it; requests.ts and replies.ts fill it). */
@@ -101,7 +114,7 @@ export class State {
   visuals = new LRU<Visual>(64, (v) => v.url && URL.revokeObjectURL(v.url));
   failed = new Map<string, string>();
   pops = new Map<string, Population>();
-  popProgress = new Map<string, { done: number; total: number }>();
+  popProgress = new Map<string, PassProgress>();
   popErrors = new Map<string, string>();
   similar: Similar | null = null;
   thumbs = new LRU<string>(256, (u) => URL.revokeObjectURL(u));
@@ -127,5 +140,13 @@ export class State {
   /** A depth set by the slider and not yet sent to the kernel (null when none). */
   localDepth: number | null = null;
   rowsFailed = false;
-  readonly sent: Sent = { analyze: "", rows: "", stats: new Set<string>(), values: "", visual: "", pop: new Set<string>(), thumb: "" };
+  /** Trust curves by key (keyString), filled a few depths at a time */
+  trust = new LRU<TrustCurve>(32);
+  /** the random and edge baselines by sample and target (trust.ts `baselineKey`: no algorithm) */
+  trustBaselines = new LRU<TrustBaselines>(64);
+  /** why a key's Trust curve failed (cleared by a user action) */
+  trustErrors = new Map<string, string>();
+  /** the last sanity check of each key */
+  sanity = new LRU<SanityRun>(32);
+  readonly sent: Sent = { analyze: "", rows: "", stats: new Set<string>(), values: "", visual: "", pop: new Set<string>(), thumb: "", trust: "", sanity: "" };
 }

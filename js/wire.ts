@@ -77,6 +77,18 @@ export interface Info {
   columns: Record<string, [string, string][]>;
 }
 
+/** A baseline's deletion and insertion areas; `draws`: the insertion - deletion of each random draw (the band), empty for the edges. */
+export interface TrustAreas {
+  deletion: number | null;
+  insertion: number | null;
+  draws: (number | null)[];
+}
+
+export interface TrustBaselines {
+  random: TrustAreas;
+  edges: TrustAreas;
+}
+
 /** The analyses the viewer needs; `images[i]`: send the input's PNG with key `i`. */
 export interface AnalyzeRequest {
   type: "analyze";
@@ -177,6 +189,25 @@ export interface SelectIdsRequest {
   ids?: number[];
 }
 
+/** The Trust view: insertion - deletion of `key`'s map at each depth of `depths` (null: all), nearest to `depth` first (null: the deepest), a few depths per reply, and the random and edge baselines when `baselines`. `key` null: stop (the view is hidden). A newer `trust` request stops the running one between two chunks. */
+export interface TrustRequest {
+  type: "trust";
+  rid?: number;
+  key: AnalysisKey | null;
+  depth?: number | null;
+  depths?: number[] | null;
+  baselines?: boolean;
+  steps?: number;
+}
+
+/** *Sanity check*: the randomisation test of `key`'s map at `depth` (null: the deepest). `key` null: stop the running one. */
+export interface SanityRequest {
+  type: "sanity";
+  rid?: number;
+  key: AnalysisKey | null;
+  depth?: number | null;
+}
+
 /** Buffers: one uint8 map (`h * w` bytes) per layer, then the input's PNG if `image`. `score`: the value the maps explain (what the backward was taken of: the logit, the loss, the logit difference of a contrast; null when not finite), `score_name` what it is. */
 export interface AnalysisReply {
   type: "analysis";
@@ -270,10 +301,12 @@ export interface PopulationReply {
   columns: ColumnMeta[];
 }
 
+/** Where the slice's pass is: `phase` `"features"` (the one pass that gives the features and the statistics) or `"statistics"` (the features came from the cache, the scatter shows, its prediction colours wait for the pass). */
 export interface PopulationProgress {
   type: "population_progress";
   model: string;
   slice: string;
+  phase: "features" | "statistics";
   done: number;
   total: number;
 }
@@ -319,6 +352,51 @@ export interface ValuesReply {
   confidence: (number | null)[];
 }
 
+/** One chunk of the Trust curve of `key`: the deletion and insertion areas of the map at each of `depths` (`layers`: the layer that stands for each); `baselines` when this chunk computed them; `last`: the request's last chunk. `measure`: what the curves measure (`Faithfulness.measure`). */
+export interface TrustReply {
+  type: "trust";
+  rid: number | null;
+  key: AnalysisKey;
+  steps: number;
+  measure: string;
+  depths: number[];
+  layers: string[];
+  deletion: (number | null)[];
+  insertion: (number | null)[];
+  baselines?: TrustBaselines;
+  last: boolean;
+}
+
+/** The sanity check of `key` at `depth`: `done` of `total` stages (0 of 0: it has started). */
+export interface SanityProgress {
+  type: "sanity_progress";
+  rid: number | null;
+  key: AnalysisKey;
+  depth: number;
+  done: number;
+  total: number;
+}
+
+/** The sanity check's result: Spearman's rho between the map of `layer` (at `depth`) and the same map after each stage so far is re-initialised, output first (null: not a number). Areas and rhos of the Trust view are null where they are not finite. */
+export interface SanityReply {
+  type: "sanity";
+  rid: number | null;
+  key: AnalysisKey;
+  depth: number;
+  layer: string;
+  stages: ([string, number | null])[];
+}
+
+/** A Trust curve (`request` `"trust"`) or a sanity check (`"sanity"`, at `depth`) failed; shown in the Trust view, in words. */
+export interface TrustError {
+  type: "trust_error";
+  rid: number | null;
+  request: "trust" | "sanity";
+  key: AnalysisKey;
+  depth: number | null;
+  message: string;
+}
+
 /** A request failed; `key`: the analysis that failed, `request`: the kind that did. */
 export interface ErrorReply {
   type: "error";
@@ -329,13 +407,13 @@ export interface ErrorReply {
 }
 
 /** Everything the page sends. */
-export type PageRequest = AnalyzeRequest | RowsRequest | VisualRequest | ThumbRequest | PlotlyRequest | StatsRequest | ValuesRequest | PopulationRequest | SimilarRequest | AddRequest | SelectAllRequest | PickRequest | SelectIdsRequest;
+export type PageRequest = AnalyzeRequest | RowsRequest | VisualRequest | ThumbRequest | PlotlyRequest | StatsRequest | ValuesRequest | PopulationRequest | SimilarRequest | AddRequest | SelectAllRequest | PickRequest | SelectIdsRequest | TrustRequest | SanityRequest;
 /** Everything the kernel sends. */
-export type KernelReply = AnalysisReply | RowsReply | StatsReply | VisualReply | PlotlyReply | ThumbReply | PopulationReply | PopulationProgress | PopulationCoords | PopulationError | SimilarReply | ValuesReply | ErrorReply;
+export type KernelReply = AnalysisReply | RowsReply | StatsReply | VisualReply | PlotlyReply | ThumbReply | PopulationReply | PopulationProgress | PopulationCoords | PopulationError | SimilarReply | ValuesReply | TrustReply | SanityProgress | SanityReply | TrustError | ErrorReply;
 export type RequestKind = PageRequest["type"];
 export type ReplyKind = KernelReply["type"];
-export const REQUEST_KINDS: RequestKind[] = ["analyze", "rows", "visual", "thumb", "plotly_js", "stats", "values", "population", "similar", "add", "select_all", "pick", "select_ids"];
-export const REPLY_KINDS: ReplyKind[] = ["analysis", "rows", "stats", "visual", "plotly_js", "thumb", "population", "population_progress", "population_coords", "population_error", "similar", "values", "error"];
+export const REQUEST_KINDS: RequestKind[] = ["analyze", "rows", "visual", "thumb", "plotly_js", "stats", "values", "population", "similar", "add", "select_all", "pick", "select_ids", "trust", "sanity"];
+export const REPLY_KINDS: ReplyKind[] = ["analysis", "rows", "stats", "visual", "plotly_js", "thumb", "population", "population_progress", "population_coords", "population_error", "similar", "values", "trust", "sanity_progress", "sanity", "trust_error", "error"];
 /** The reply of kind K. */
 export type Reply<K extends ReplyKind> = Extract<KernelReply, { type: K }>;
 /** A request of kind K without its request id (the page numbers them). */

@@ -150,13 +150,13 @@ class Answers:
         map follows as ``population_coords`` when it is ready."""
         rid = req.get("rid")
         model, slice_name = req["model"], req["slice"]
-        last = [0.0]
+        last, phase = [0.0], ["features"]
 
         def progress(done: int, total: int) -> None:
             now = time.monotonic()
             if done in (0, total) or now - last[0] > PROGRESS_EVERY_S:
                 last[0] = now
-                self._reply(replies.population_progress(model, slice_name, done, total))
+                self._reply(replies.population_progress(model, slice_name, done, total, phase[0]))
 
         def on_umap(st: PopState) -> None:
             try:
@@ -166,20 +166,32 @@ class Answers:
 
         try:
             self.pop.ensure(model, slice_name, progress=progress, on_umap=on_umap)
-            reply = self.population_reply(model, slice_name, rid)
+            reply = self.population_reply(model, slice_name, rid, wait=False)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             self._reply(replies.population_error(model, slice_name, message, rid))
             self._reply(replies.error(message, rid, request="population"))
             return
         self._reply(reply)
+        if self.session.stats.known(model, slice_name) is not None:
+            return
+        # the features came from the cache: the scatter shows now, its colours by prediction,
+        # correctness and loss when the slice's statistics are done (the same pass the page's
+        # statistics wait for; its failure is reported by that request)
+        phase[0], last[0] = "statistics", 0.0
+        try:
+            self.session.stats.passes.result(model, slice_name, progress)
+            self._reply(self.population_reply(model, slice_name))
+        except Exception:
+            return
 
     def population_reply(
-        self, model: str, slice_name: str, rid: int | None = None
+        self, model: str, slice_name: str, rid: int | None = None, wait: bool = True
     ) -> tuple[Any, list[bytes]]:
-        """The ``population`` reply of a (model, slice) whose features are computed."""
+        """The ``population`` reply of a (model, slice) whose features are computed
+        (``wait=False``: without the statistics' columns while they are not known)."""
         st = self.pop.state(model, slice_name)
-        columns = self.pop.column_payloads(model, slice_name)
+        columns = self.pop.column_payloads(model, slice_name, wait=wait)
         return replies.population(model, slice_name, st, columns, rid)
 
     def similar(self, req: dict[str, Any]) -> None:

@@ -62,19 +62,29 @@ class ModelLock:
         """Hold the lock for one batch of background work, after every waiting ``acquire``
         (at most ``patience`` seconds of giving way, so a stream of analyses cannot stop a
         pass for good)."""
-        deadline = time.monotonic() + patience
+        self._take_after_waiters(time.monotonic() + patience)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def give_way(self, patience: float = 30.0) -> None:
+        """Inside ``background()``, between two steps of one long computation (the stages of a
+        sanity check): let every waiting ``acquire`` go first, then hold the lock again."""
+        if not self._waiting:
+            return
+        self._lock.release()
+        self._take_after_waiters(time.monotonic() + patience)
+
+    def _take_after_waiters(self, deadline: float) -> None:
         while True:
             with self._cond:
                 while self._waiting and time.monotonic() < deadline:
                     self._cond.wait(0.05)
             self._lock.acquire()
             if not self._waiting or time.monotonic() >= deadline:
-                break
+                return
             self._lock.release()  # someone came in meanwhile: after them
-        try:
-            yield
-        finally:
-            self._lock.release()
 
 
 class BatchClock:

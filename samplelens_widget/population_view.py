@@ -34,7 +34,7 @@ from samplelens_widget.population import (
 )
 from samplelens_widget.population.cache import USER_CACHE_DIR
 from samplelens_widget.population.features import FeaturePlan, LayerTap, plan_features
-from samplelens_widget.protocol.buffers import encode_colors, slice_columns
+from samplelens_widget.protocol.buffers import encode_colors, metadata_columns, slice_columns
 from samplelens_widget.protocol.messages import ColumnMeta
 from samplelens_widget.session import Session
 
@@ -226,8 +226,11 @@ class Population:
         if self.projection == "umap" and n >= MIN_UMAP_SAMPLES and not self._warmed:
             self._warmed = True
             warm_up_umap()  # numba compiles while the features are extracted
-        # the slice's one pass (statistics too), run now or followed if the stats thread runs it
-        found = s.stats.passes.features(st.model, st.slice, progress)
+        # features on disk or in memory: taken at once, the statistics' pass goes on without
+        # us; else the slice's one pass (statistics too), run now or followed
+        found = s.stats.passes.early_features(st.model, st.slice)
+        if found is None:
+            found = s.stats.passes.features(st.model, st.slice, progress)
         feats, name, source = found.features, found.layer, found.source
         st.layer, st.source = name, source
         st.features = feats
@@ -286,8 +289,13 @@ class Population:
         return ended
 
     # ---------------------------------------------------------------- columns
-    def column_payloads(self, model_name: str, slice_name: str) -> list[tuple[ColumnMeta, bytes]]:
-        """(meta, data) of every colour-by column of a slice for the page."""
+    def column_payloads(
+        self, model_name: str, slice_name: str, wait: bool = True
+    ) -> list[tuple[ColumnMeta, bytes]]:
+        """(meta, data) of every colour-by column of a slice for the page; ``wait=False``:
+        the user's metadata columns only while the slice's statistics are not known yet."""
+        if not wait and self.session.stats.known(model_name, slice_name) is None:
+            return metadata_columns(self.metadata.get(slice_name, {}))
         stats = self.session.stats.of_slice(model_name, slice_name)
         names = self.session.label_names(int(stats["num_classes"]))
         return slice_columns(stats, names, self.metadata.get(slice_name, {}))

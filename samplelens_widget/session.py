@@ -9,6 +9,7 @@ It knows nothing of traitlets or the page's messages: ``protocol/replies.py`` bu
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,7 +34,8 @@ class Session:
     """Models, slices, caches and the computations behind one widget.
 
     ``models``: name -> nn.Module; ``slices``: name -> map-style dataset.
-    All public methods are thread-safe: one lock (``lock``) around the models and caches.
+    All public methods are thread-safe: one lock (``lock``) around the models, one around the
+    data's reads and caches.
     Slice predictions run in batches of ``batch_size``, taking the lock per batch, so that an
     interactive analysis never waits long behind them.
     ``display``: ``fn(input (C, H, W)) -> picture`` (see ``display.py`` for the precedence); one
@@ -75,8 +77,12 @@ class Session:
         for name, fn in self.visualizers.items():
             if not callable(fn):
                 raise TypeError(f"visualizers[{name!r}]: expected a callable, got {fn!r}")
-        #: the model lock: every forward and backward of a model, and the caches below
+        #: the model lock: every forward and backward of a model
         self.lock = ModelLock()
+        #: the data's lock: item reads and the item and picture caches below. Not the model
+        #: lock: a thumbnail or a row's picture need not wait for a background batch's forward
+        #: (taken inside the model lock by a pass's reads, never the other way round)
+        self._data_lock = threading.RLock()
         self._items: LRU[tuple[tuple[torch.Tensor, ...], Any, Any]] = LRU(256)
         self._images: LRU[np.ndarray] = LRU(256)
         self._n_inputs: dict[str, int] = {}
@@ -124,7 +130,7 @@ class Session:
         label (the sample stays viewable: its maps, prediction and thumbnail need no label),
         with one warning per unknown name that names it and the known names."""
         key = (slice_name, sample_id)
-        with self.lock:
+        with self._data_lock:
             hit = self._items.get_item(key)
             if hit is None:
                 raw = self.slices[slice_name][sample_id]
@@ -189,7 +195,7 @@ class Session:
         the dataset's ``to_display``, else its ``Normalize`` inverted, else the input by its
         range (``display.picture``). The viewer, thumbnails, export and visualizers use it."""
         key = (slice_name, sample_id, connection)
-        with self.lock:
+        with self._data_lock:
             return self._image(key)
 
     def _image(self, key: tuple[str, int, int]) -> np.ndarray:

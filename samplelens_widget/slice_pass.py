@@ -10,8 +10,10 @@ population on its thread) runs the pass; the other waits for it, told its progre
 its result.
 
 Features the feature cache already holds (memory or disk) are taken from it and the pass
-computes the statistics only. The statistics are not cached on disk: the data set's
-fingerprint reads a few items, and a label corrected elsewhere must not leave a stale accuracy.
+computes the statistics only; ``early_features`` hands them to the population as soon as the
+pass's plan has found them, so the scatter shows while the statistics go on. The statistics
+are not cached on disk: the data set's fingerprint reads a few items, and a label corrected
+elsewhere must not leave a stale accuracy.
 A bad embed layer leaves the statistics whole; its error is kept for the population.
 
 Locks: the population's lock (if its caller holds it) -> the pass's once-lock -> the model
@@ -41,6 +43,8 @@ __all__ = ["FeatureSource", "PassResult", "SlicePass", "summary"]
 
 Progress = Callable[[int, int], Any]
 Key = tuple[str, str]
+#: seconds ``early_features`` waits for a running pass to find its features' plan
+PLAN_WAIT_S = 30.0
 
 
 class FeatureSource(Protocol):
@@ -78,6 +82,8 @@ class SlicePass:
         self._once: dict[Key, threading.Lock] = {}
         self._followers: dict[Key, list[Progress]] = {}
         self._done: dict[Key, tuple[int, int]] = {}
+        self._plans: dict[Key, FeaturePlan | None] = {}  # of the pass that runs or ran
+        self._planned: dict[Key, threading.Event] = {}  # set once that pass has its plan
         self._guard = threading.Lock()
         #: called before each batch; what it raises stops the pass (the widget's: once closed)
         self.stop_check: Callable[[], None] | None = None
@@ -130,12 +136,39 @@ class SlicePass:
             raise ValueError(f"no features of slice {slice_name!r}: the pass had no source")
         return res.features
 
+    def early_features(self, model_name: str, slice_name: str) -> Features | None:
+        """The features of (model, slice) without waiting for the statistics: the pass's if it
+        ran, the cache's (memory or disk) as soon as the running pass has found them there,
+        or, with no pass running, as the source's plan finds them; None when the pass must
+        compute them (then ``features`` follows or runs it)."""
+        key = (model_name, slice_name)
+        found = self._results.get(key)
+        if found is not None:
+            return found.features
+        with self._guard:
+            once = self._once.setdefault(key, threading.Lock())
+            planned = self._planned.setdefault(key, threading.Event())
+        if once.locked():  # a pass runs: its plan says, in a moment
+            planned.wait(PLAN_WAIT_S)
+            plan = self._plans.get(key)
+            return None if plan is None else plan.hit
+        if self.source is None or not self.source.cache.may_hold():
+            return None
+        try:  # its fingerprint reads a few items; the pass plans again (and reads them again)
+            plan, _ = self.source.feature_plan(model_name, slice_name)
+        except Exception:  # a bad embed layer: the pass reports it
+            return None
+        return plan.hit
+
     # ------------------------------------------------------------------ the pass
     def _run(self, model_name: str, slice_name: str, progress: Progress | None) -> PassResult:
         key = (model_name, slice_name)
         s = self.stats
         n = s.slice_len(slice_name)
         plan, tap, error = self._plan(model_name, slice_name, n)
+        with self._guard:
+            self._plans[key] = plan
+            self._planned.setdefault(key, threading.Event()).set()
         parts: list[dict[str, Any]] = []
         pooled: list[np.ndarray] = []
         size = s.slice_batch_size if self.source is None else self.source.chunk

@@ -27,6 +27,7 @@ from samplelens_widget import snapshot as _snapshot
 from samplelens_widget.analyses import AnalysisKey
 from samplelens_widget.answers import DEFAULT_K, Answers
 from samplelens_widget.cam import ALGORITHMS, CamResult
+from samplelens_widget.cam.faithfulness import Faithfulness
 from samplelens_widget.cam.layouts import LayoutSpec
 from samplelens_widget.data import COLORMAPS, Sample, blend
 from samplelens_widget.population.cache import USER_CACHE_DIR
@@ -35,6 +36,14 @@ from samplelens_widget.protocol import REQUESTS, ProtocolError, decode_request, 
 from samplelens_widget.protocol.messages import Info
 from samplelens_widget.session import Session
 from samplelens_widget.trait_types import Index, IndexList, LabelTrait
+from samplelens_widget.trust import (
+    CURRENT,
+    STEPS,
+    TrustAnswers,
+    faithfulness_of,
+    key_for,
+    sanity_of,
+)
 from samplelens_widget.workers import CLOSE_TIMEOUT_S, WidgetClosed, Workers
 
 __all__ = ["SampleLens"]
@@ -132,9 +141,13 @@ class SampleLens(anywidget.AnyWidget):
     ``lens.result`` is the CamResult of the viewed sample; ``lens.overlay()`` the current overlay
     as an array and ``lens.export(path)`` as a PNG; ``lens.sample`` the viewed sample as a
     visualizer sees it; ``lens.wait()`` blocks until the page's pending requests are answered.
+    ``lens.faithfulness()`` (deletion / insertion per depth, with random and edge baselines) and
+    ``lens.sanity_check()`` (the randomisation test) answer "can I trust this map?" for the
+    viewed sample; the page's Trust tab (beside the error analysis) plots the first, filled in
+    as it is computed, and runs the second.
 ``lens.close()`` ends the widget's threads (named ``samplelens-<n>-interactive``, ``-stats``,
-``-population``, ``-umap``); the interpreter's exit (a script's end, a kernel's shutdown or
-restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
+``-population``, ``-trust``, ``-sanity``, ``-umap``); the interpreter's exit (a script's end,
+a kernel's shutdown or restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
 
     Page and kernel: the traits above sync both ways; everything else travels as the messages
     declared in ``samplelens_widget/protocol/messages.py`` (the page's ``js/wire.ts`` is
@@ -221,6 +234,7 @@ restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
             s, self._population, self._post, self._current, closed=self._workers.closed
         )
         s.stats.passes.stop_check = answers.check_open  # a closed widget's pass stops
+        trust = TrustAnswers(s, self._post, self._workers.superseded)
         #: the one dispatch table: request kind -> handler (threads: ``protocol.REQUESTS``)
         self._handlers: dict[str, Handler] = {
             "analyze": lambda req, _: answers.analyze(req),
@@ -236,6 +250,8 @@ restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
             "select_all": lambda req, _: self._select_all(),
             "pick": lambda req, _: self._add_sample(req["id"]),
             "select_ids": self._select_ids,
+            "trust": lambda req, _: trust.curve(req),
+            "sanity": lambda req, _: trust.sanity(req),
         }
         super().__init__(**kwargs)
 
@@ -580,6 +596,72 @@ restart) stops them too, before the ``atexit`` handlers run (``workers.py``).
         if ids is None:
             ids = list(self.selected)
         return self._population.similar(self.model_name, self.slice, ids, k)
+
+    def faithfulness(
+        self,
+        *,
+        sample: int | None = None,
+        label: int | str | None = CURRENT,
+        contrast: int | str | None = CURRENT,
+        algorithm: str | None = None,
+        connection: int | None = None,
+        depths: int | list[int] | None = None,
+        steps: int = STEPS,
+        baseline: Any = None,
+        batch_size: int | None = None,
+        draws: int = 3,
+        seed: int = 0,
+    ) -> Faithfulness:
+        """Deletion and insertion of the maps of the viewed sample (``sample=``: another id of
+        the slice) for the current label, contrast, algorithm and connection (each may be
+        given instead), at ``depths`` (``None``: all): ``CamEngine.faithfulness``'s
+        ``Faithfulness`` (``.depths``, ``.deletion``, ``.insertion``, ``.baselines``,
+        ``.summary()``), what the Trust view plots. ``steps``: 2 .. the input's pixels."""
+        self._check_open("faithfulness")
+        key = self._trust_key("faithfulness", sample, label, contrast, algorithm, connection)
+        return faithfulness_of(
+            self._session, key, depths, steps, baseline, batch_size=batch_size, draws=draws,
+            seed=seed,
+        )
+
+    def sanity_check(
+        self,
+        *,
+        sample: int | None = None,
+        label: int | str | None = CURRENT,
+        contrast: int | str | None = CURRENT,
+        algorithm: str | None = None,
+        connection: int | None = None,
+        depth: int | str | None = CURRENT,
+        stages: list[str] | None = None,
+        model_factory: Callable[[], nn.Module] | None = None,
+        seed: int = 0,
+    ) -> list[tuple[str, float]]:
+        """The randomisation test of the map of the viewed sample (or ``sample=``) at ``depth``
+        (``"current"``: the trait; ``None``: the deepest) for the current label, contrast,
+        algorithm and connection (each may be given instead): ``CamEngine.sanity_check``'s
+        ``[(stage, Spearman rho), ...]``, on a copy of the model (``model_factory``: for a
+        model that cannot be deep-copied); the Trust view's *Sanity check*."""
+        self._check_open("sanity_check")
+        key = self._trust_key("sanity_check", sample, label, contrast, algorithm, connection)
+        at: Any = depth
+        if isinstance(depth, str):
+            if depth != CURRENT:
+                raise ValueError(
+                    f"depth: {depth!r} is not allowed; allowed: a depth of the model, None (the "
+                    f"deepest) or {CURRENT!r} (the trait depth, now {self.depth!r})"
+                )
+            at = self.depth
+        return sanity_of(self._session, key, at, stages, model_factory=model_factory, seed=seed)
+
+    def _trust_key(
+        self, what: str, sample: Any, label: Any, contrast: Any, algorithm: Any, connection: Any
+    ) -> AnalysisKey:
+        return key_for(
+            self._session, self._key(), self.viewed, what, sample=sample, label=label,
+            contrast=contrast, algorithm=algorithm, connection=connection,
+            titles=ALGORITHM_TITLES,
+        )
 
     def population(self) -> dict[str, Any]:
         """The population of the current model and slice (computed if needed): ``features``

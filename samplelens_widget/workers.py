@@ -8,13 +8,17 @@ Threads
   depths).
 - One :class:`LatestWorker` per background thread of ``protocol.THREADS``, started on first
   use: ``interactive`` (analyses, list rows, visualizers, thumbnails, plotly.js),
-  ``stats`` (a whole slice's predictions, slow: on its own so analyses interleave) and
-  ``population`` (features, projections, *Fetch similar*). Per request kind only the newest
-  pending request is kept.
+  ``stats`` (a whole slice's predictions, slow: on its own so analyses interleave),
+  ``population`` (features, projections, *Fetch similar*), ``trust`` (the Trust view's
+  deletion/insertion curve, a few depths at a time) and ``sanity`` (its randomisation test,
+  stage by stage). Per request kind only the newest pending request is kept; a long one
+  (``trust``, ``sanity``) also stops between two of its steps once a newer one of its kind
+  waits (``Workers.superseded``).
 - The **UMAP thread** of each (model, slice) (``population.project_in_background``), which runs
   numpy and umap-learn only, never a model.
 - With ``background=False`` everything runs on the comm thread.
-- Names: ``samplelens-<n>-interactive``, ``-stats``, ``-population``, ``-umap`` (``<n>``: the
+- Names: ``samplelens-<n>-interactive``, ``-stats``, ``-population``, ``-trust``,
+  ``-sanity``, ``-umap`` (``<n>``: the
   widget's number, ``Workers.prefix``); the process's one ``samplelens-umap-warm-up``.
 
 Stopping
@@ -29,8 +33,10 @@ Stopping
 Locks
 - ``Session.lock`` (an RLock), the one rule: **one model computation at a time**. It guards
   every forward and backward of every model (analyses, predictions, feature batches) and the
-  session's caches. Long passes take it per batch, so an interactive analysis waits at most one
+  analyses' cache. Long passes take it per batch, so an interactive analysis waits at most one
   batch.
+- ``Session._data_lock``: item reads and the item and picture caches (a thumbnail does not wait
+  for a batch's forward). Taken inside the model lock (a pass's reads), never around it.
 - ``SliceStats``' once-locks: a slice's statistics are computed once even if two threads ask.
 - ``Population``'s lock: one feature extraction at a time; it is taken before the model lock,
   never inside it, so the two cannot deadlock.
@@ -114,6 +120,11 @@ class LatestWorker:
                     self._busy = False
                     self._cond.notify_all()
 
+    def waiting(self, channel: str) -> bool:
+        """True when a request of ``channel`` waits (a newer one than the running one)."""
+        with self._cond:
+            return channel in self._pending
+
     def wait_idle(self, timeout: float | None = 30.0) -> bool:
         """Block until nothing is pending or running; False on timeout."""
         with self._cond:
@@ -169,6 +180,16 @@ class Workers:
                     self.handle, THREADS[thread], name=f"{self.prefix}-{thread}"
                 )
         worker.submit(kind, request)
+
+    def superseded(self, kind: str) -> bool:
+        """True when the request of ``kind`` running now should stop between two of its steps:
+        the widget is closed, or a newer request of that kind waits for its thread (the newest
+        wins). Always False for requests run at once (``background=False``, ``"comm"``)."""
+        if self.closed.is_set():
+            return True
+        thread = REQUESTS[kind].thread
+        worker = self.threads.get(thread) if thread is not None else None
+        return worker is not None and worker.waiting(kind)
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until every thread is idle; False on timeout."""

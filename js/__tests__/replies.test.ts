@@ -56,6 +56,102 @@ function fakeModel(over: Partial<Traits> = {}) {
 
 afterEach(() => vi.unstubAllGlobals());
 
+/** Put an analysis of the viewed key with maps at `depths` on the page (as if it arrived). */
+function withMaps(app: App, depths: number[], key: AnalysisKey = app.currentKey()!): void {
+  const maps = depths.map((depth) => ({ depth, name: `l${depth}`, shape: [4, 2, 2], layout: "NCHW", aliases: [], h: 2, w: 2, lo: 0, hi: 1, data: new Uint8Array(4), flat: false }));
+  app.analyses.put(keyString(key), { meta: { key } as never, maps, image: null, pixels: null });
+}
+
+const BASELINES = { random: { deletion: 0.5, insertion: 0.6, draws: [0.05, 0.1, 0.15] }, edges: { deletion: 0.4, insertion: 0.7, draws: [] } };
+
+function trustReply(key: AnalysisKey, depths: number[], last: boolean, baselines = false) {
+  return {
+    type: "trust", rid: 1, key, steps: 20, measure: "p", depths, layers: depths.map((d) => `l${d}`),
+    deletion: depths.map(() => 0.2), insertion: depths.map((d) => 0.2 + d / 10), last,
+    ...(baselines ? { baselines: BASELINES } : {}),
+  };
+}
+
+describe("the Trust view's requests", () => {
+  it("asks only while the Trust tab shows, for the depths it lacks, the baselines once per sample and target", () => {
+    vi.stubGlobal("window", {});
+    const { model, traits, sent } = fakeModel({ compare: null, grid: false });
+    const app = new App(model);
+    const key = app.currentKey()!;
+    withMaps(app, [1, 2, 3, 4]);
+    app.ensure();
+    expect(sent.filter((s) => s.content.type === "trust")).toEqual([]); // hidden: nothing
+    app.setSideTab("trust");
+    const trust = () => sent.filter((s) => s.content.type === "trust").map((s) => s.content);
+    expect(trust()).toEqual([{ type: "trust", rid: expect.any(Number), key, depth: 4, depths: null, baselines: true, steps: 20 }]);
+    // the chunks arrive: nothing asked again meanwhile
+    app.onMessage(trustReply(key, [4, 3, 2], false));
+    app.onMessage(trustReply(key, [], false, true));
+    expect(trust().length).toBe(1);
+    expect(app.trust.get(keyString(key))!.points.size).toBe(3);
+    // hidden before the last chunk: the computation is stopped (key null)
+    app.setSideTab("errors");
+    expect(trust()[1]).toEqual({ type: "trust", rid: expect.any(Number), key: null });
+    // shown again: only the missing depth, no baselines (the page has them)
+    app.setSideTab("trust");
+    expect(trust()[2]).toMatchObject({ key, depths: [1], baselines: false });
+    app.onMessage(trustReply(key, [1], true));
+    expect(app.sent.trust).toBe("");
+    // another algorithm: every depth again, but the same sample's baselines serve
+    traits.algorithm = "layercam";
+    withMaps(app, [1, 2, 3, 4]);
+    app.emit("algorithm");
+    expect(trust()[3]).toMatchObject({ key: { ...key, algorithm: "layercam" }, depths: null, baselines: false });
+    // another sample while it runs: the old one is stopped by the newer request
+    traits.viewed = 12;
+    withMaps(app, [1, 2, 3, 4]);
+    app.emit("viewed");
+    const last = trust();
+    expect(last[last.length - 1]).toMatchObject({ key: { ...key, algorithm: "layercam", id: 12 }, baselines: true });
+    expect(last.length).toBe(6); // a stop (key null), then the new sample's
+    expect(last[4]).toMatchObject({ key: null });
+  });
+
+  it("shows an error in the view and asks again after Retry", () => {
+    vi.stubGlobal("window", {});
+    const { model, sent } = fakeModel({ compare: null, grid: false });
+    const app = new App(model);
+    const key = app.currentKey()!;
+    withMaps(app, [1, 2]);
+    app.setSideTab("trust");
+    app.onMessage({ type: "trust_error", rid: 1, request: "trust", key, depth: null, message: "ValueError: steps: 1 is out of range" });
+    expect(app.trustErrors.get(keyString(key))).toMatch(/steps/);
+    expect(app.errors).toEqual([]); // in the view, not the banner
+    const n = sent.length;
+    app.ensure();
+    expect(sent.length).toBe(n); // not asked again by itself
+    app.retryTrust();
+    expect(sent.filter((s) => s.content.type === "trust").pop()!.content).toMatchObject({ type: "trust", key });
+  });
+
+  it("runs a sanity check with progress, and stops it when the sample changes", () => {
+    vi.stubGlobal("window", {});
+    const { model, traits, sent } = fakeModel({ compare: null, grid: false, depth: 2 });
+    const app = new App(model);
+    const key = app.currentKey()!;
+    withMaps(app, [1, 2, 3]);
+    const sanity = () => sent.filter((s) => s.content.type === "sanity").map((s) => s.content);
+    app.runSanity();
+    expect(sanity()).toEqual([{ type: "sanity", rid: expect.any(Number), key, depth: 2 }]);
+    app.onMessage({ type: "sanity_progress", rid: 1, key, depth: 2, done: 1, total: 3 });
+    expect(app.sanityRun()).toMatchObject({ depth: 2, done: 1, total: 3, stages: null });
+    app.onMessage({ type: "sanity", rid: 1, key, depth: 2, layer: "l2", stages: [["fc", 0.4], ["conv", 0.1]] });
+    expect(app.sanityRun()).toMatchObject({ stages: [["fc", 0.4], ["conv", 0.1]], layer: "l2" });
+    app.runSanity(); // again: a second run
+    traits.viewed = 3;
+    app.emit("viewed");
+    expect(sanity().length).toBe(3);
+    expect(sanity()[2]).toMatchObject({ type: "sanity", key: null });
+    traits.viewed = 7;
+    expect(app.sanityRun()).toBeNull(); // the stopped run is forgotten, not shown half done
+  });
+});
+
 describe("reply decoders", () => {
   it("has exactly one decoder per reply kind of wire.ts", () => {
     const { model } = fakeModel();
@@ -99,6 +195,9 @@ describe("request planner", () => {
     app.setSort({ by: "loss", desc: true }); // values (the whole list's sort column)
     expect(app.thumb(9)).toBeNull();
     void app.loadPlotly();
+    withMaps(app, [1, 2, 3]);
+    app.setSideTab("trust"); // trust (the Trust tab shows)
+    app.runSanity(); // sanity
 
     const kinds = sent.map((s) => s.content.type);
     for (const k of kinds) expect(REQUEST_KINDS).toContain(k);

@@ -1,13 +1,15 @@
 // Error analysis (right, under the controller): the viewed sample and its slice; for a
 // misclassified sample, small maps of the predicted class, the true label and the loss; for a
 // segmentation, the explained class's share of the pixels and, against a true mask, its IoU
-// and the pixel accuracy.
+// and the pixel accuracy. Its second tab is the Trust view (panels/trust.ts), computed only
+// while it shows.
 import type { App } from "../app";
 import { fmt, h } from "../dom";
 import { middleEllipsis } from "../names";
 import { BaseCache, OverlayCanvas, thumbSize } from "../overlay";
 import { fmtValue } from "../scale";
 import { type AnalysisKey, type AnalysisMeta, keyString, mapAt, misclassified } from "../protocol";
+import { TrustView } from "./trust";
 
 /** A class name in the top-k bars: at most this many characters, shortened in the middle. */
 const BAR_NAME_CHARS = 12;
@@ -31,6 +33,8 @@ export class ErrorAnalysis {
   private slots: MapSlot[];
   private maps: HTMLElement;
   private bases = new BaseCache(16);
+  readonly trust: TrustView;
+  private tabs: { errors: HTMLButtonElement; trust: HTMLButtonElement };
 
   constructor(private app: App) {
     this.slots = (["pred", "true", "loss"] as const).map((name) => {
@@ -42,15 +46,35 @@ export class ErrorAnalysis {
       return { name, oc, wait, caption, wrap, key: null, drawn: "" };
     });
     this.maps = h("div", { class: "sl-error-maps", "data-role": "error-maps" }, ...this.slots.map((s) => s.wrap));
+    this.trust = new TrustView(app);
+    const tab = (name: "errors" | "trust", text: string) => {
+      const b = h("button", { class: "sl-side-tab", "data-role": `side-tab-${name}`, type: "button" }, text) as HTMLButtonElement;
+      b.addEventListener("click", () => app.setSideTab(name));
+      return b;
+    };
+    this.tabs = { errors: tab("errors", "Error analysis"), trust: tab("trust", "Trust") };
     this.el = h(
       "div",
       { class: "sl-panel sl-errors", "data-role": "error-analysis" },
-      h("div", { class: "sl-panel-title" }, "Error analysis"),
+      h("div", { class: "sl-panel-title sl-side-tabs", role: "tablist" }, this.tabs.errors, this.tabs.trust),
       this.body,
+      this.trust.el,
     );
   }
 
   update(): void {
+    const onTrust = this.app.sideTab === "trust";
+    this.tabs.errors.classList.toggle("sl-side-tab-on", !onTrust);
+    this.tabs.trust.classList.toggle("sl-side-tab-on", onTrust);
+    this.tabs.errors.setAttribute("aria-selected", String(!onTrust));
+    this.tabs.trust.setAttribute("aria-selected", String(onTrust));
+    this.body.style.display = onTrust ? "none" : "";
+    this.trust.el.style.display = onTrust ? "" : "none";
+    if (onTrust) this.trust.update();
+    else this.updateErrors();
+  }
+
+  private updateErrors(): void {
     const app = this.app;
     const k = app.currentKey();
     const a = app.analysisOf(k);
@@ -199,8 +223,13 @@ export class ErrorAnalysis {
     return ek !== null;
   }
 
-  /** Repaint the error maps from the maps already on the page (no kernel round trip). */
+  /** Repaint the error maps (or the Trust view's depth mark) from what the page holds. */
   redraw(): void {
+    if (this.app.sideTab === "trust") this.trust.redraw();
+    else this.redrawMaps();
+  }
+
+  private redrawMaps(): void {
     const app = this.app;
     const depth = app.get("depth");
     const cmap = app.get("colormap");
@@ -215,7 +244,7 @@ export class ErrorAnalysis {
       if (a && a.maps.length) {
         const [ih, iw] = a.meta.input_size;
         const [H, W] = thumbSize(ih, iw, THUMB, Math.min(2, window.devicePixelRatio || 1));
-        ready = this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redraw());
+        ready = this.bases.apply(s.oc, ik, app.images.get(ik), H, W, () => this.redrawMaps());
       }
       s.oc.canvas.style.display = ready ? "" : "none";
       s.wait.style.display = ready ? "none" : "";

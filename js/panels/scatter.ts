@@ -85,6 +85,7 @@ export class ScatterPanel {
         h("button", { class: "sl-btn sl-small", title: "Reset the view (double-click)", "data-role": "scatter-reset", onclick: () => this.resetView() }, "⟲"),
       ),
       this.st.progress,
+      this.st.phases,
       this.stage,
       this.st.note,
       this.legend,
@@ -110,6 +111,7 @@ export class ScatterPanel {
   destroy(): void {
     this.ro?.disconnect();
     this.themeObs?.disconnect();
+    this.st.destroy();
     cancelAnimationFrame(this.raf);
   }
 
@@ -153,7 +155,7 @@ export class ScatterPanel {
     const pop = app.population();
     const err = app.popErrors.get(pk);
     const prog = app.popProgress.get(pk);
-    this.st.show(pop, err, prog, this.glError, () => app.retryPopulation());
+    this.st.show(pop, err, prog, !!app.stats.get(pk), this.glError, () => app.retryPopulation());
     if (!pop) {
       if (this.popKey !== pk) {
         this.popKey = pk;

@@ -63,7 +63,14 @@ from samplelens_widget.cam.targets import Class, Contrast, Loss, Region, Score, 
 if TYPE_CHECKING:
     from samplelens_widget.cam.cam_engine import CamEngine
 
-__all__ = ["Faithfulness", "edge_map", "faithfulness", "perturbation_counts", "pixel_ranks"]
+__all__ = [
+    "Faithfulness",
+    "edge_map",
+    "faithfulness",
+    "partial_faithfulness",
+    "perturbation_counts",
+    "pixel_ranks",
+]
 
 Meter = Callable[[Output, torch.Tensor], torch.Tensor]
 
@@ -355,7 +362,39 @@ def faithfulness(
     seed: int = 0,
 ) -> Faithfulness:
     """``CamEngine.faithfulness``: see there and the module's docstring."""
-    tensors = checks.to_tensors(inputs, engine.model, stacklevel=4)
+    return partial_faithfulness(
+        engine, inputs, target, algorithm, connection, depths, steps, baseline,
+        batch_size=batch_size, draws=draws, seed=seed, stacklevel=5,
+    )
+
+
+def partial_faithfulness(
+    engine: CamEngine,
+    inputs: Any,
+    target: Any = None,
+    algorithm: str = "gradcam",
+    connection: int = 0,
+    depths: int | Iterable[int] | None = None,
+    steps: int = 20,
+    baseline: Any = None,
+    *,
+    batch_size: int | None = None,
+    draws: int = 3,
+    seed: int = 0,
+    baselines: bool = True,
+    result: CamResult | None = None,
+    draw_scores: bool = False,
+    stacklevel: int = 4,
+) -> Faithfulness:
+    """``faithfulness`` for some depths, with the baselines only when asked: the widget's Trust
+    view computes a sample's depths a few at a time and its baselines once. The numbers of each
+    depth (and of the baselines) are those ``faithfulness`` gives, whatever else is computed
+    with them. ``depths=[]`` with ``baselines=True``: the baselines only; ``baselines=False``:
+    ``Faithfulness.baselines`` is empty. ``result``: the ``CamResult`` of these inputs, target,
+    algorithm and connection when the caller has it (not computed again). ``draw_scores``:
+    ``baselines["random"]["draws"]`` holds each random draw's ``insertion - deletion``
+    (``(draws,)``, ``(N, draws)`` for a batch), the spread the mean comes from."""
+    tensors = checks.to_tensors(inputs, engine.model, stacklevel=stacklevel)
     connection = checks.check_connection(connection, len(tensors))
     single = tensors[connection].dim() == 3
     batch = checks.add_batch_dim(tensors, connection)
@@ -374,17 +413,24 @@ def faithfulness(
     dev = engine.device
     xs = x.detach().to(dev)
     base = check_baseline(baseline, xs)
-    res = engine.explain(tensors, target, algorithm, connection)  # checks the rest
-    chosen = check_depths(depths, res.depths)
+    if result is None:
+        res = engine.explain(tensors, target, algorithm, connection)  # checks the rest
+    else:
+        res = result
+    empty = not isinstance(depths, int) and depths is not None and not list(depths)
+    if empty and not baselines:
+        raise ValueError("depths: an empty list and baselines=False: nothing to compute")
+    chosen = [] if empty else check_depths(depths, res.depths)
     layers = [res.layer_at(d).name for d in chosen]
     assert res.target is not None
     measure, meter = meter_for(res.target, res, n, dev)
 
     # the maps: every depth, the random draws, the edges; ranked on the CPU
     maps = [torch.from_numpy(res.heatmap(d)) for d in chosen]
-    gen = torch.Generator().manual_seed(seed)
-    maps += [torch.rand((n, h, w), generator=gen) for _ in range(draws)]
-    maps.append(edge_map(xs).cpu())
+    if baselines:
+        gen = torch.Generator().manual_seed(seed)
+        maps += [torch.rand((n, h, w), generator=gen) for _ in range(draws)]
+        maps.append(edge_map(xs).cpu())
     ranks = [pixel_ranks(m) for m in maps]
     unique, which = _distinct(ranks)
     curves = _run_curves(engine, batch, connection, xs, base, unique, steps, meter,
@@ -401,16 +447,21 @@ def faithfulness(
 
     deletion = shaped(areas[:d, :, 0].T.copy())
     insertion = shaped(areas[:d, :, 1].T.copy())
-    rand = areas[d:d + draws].mean(axis=0)
-    edges = areas[d + draws]
-    baselines = {
-        "random": {"deletion": shaped(rand[:, 0]), "insertion": shaped(rand[:, 1])},
-        "edges": {"deletion": shaped(edges[:, 0]), "insertion": shaped(edges[:, 1])},
-    }
+    found: dict[str, dict[str, np.ndarray]] = {}
+    if baselines:
+        rand = areas[d:d + draws].mean(axis=0)
+        edges = areas[d + draws]
+        found = {
+            "random": {"deletion": shaped(rand[:, 0]), "insertion": shaped(rand[:, 1])},
+            "edges": {"deletion": shaped(edges[:, 0]), "insertion": shaped(edges[:, 1])},
+        }
+        if draw_scores:
+            per_draw = areas[d:d + draws]  # (draws, N, 2)
+            found["random"]["draws"] = shaped((per_draw[:, :, 1] - per_draw[:, :, 0]).T.copy())
     depth_curves = per_map[:d].transpose(1, 0, 2, 3)  # (N, D, 2, steps + 1)
     return Faithfulness(
         depths=chosen, layers=layers, deletion=deletion, insertion=insertion,
-        baselines=baselines,
+        baselines=found,
         curves={"deletion": shaped(depth_curves[:, :, 0].copy()),
                 "insertion": shaped(depth_curves[:, :, 1].copy())},
         fractions=fractions, measure=measure, algorithm=res.algorithm, steps=steps,

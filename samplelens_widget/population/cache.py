@@ -230,6 +230,10 @@ class FeatureCache:
                     log.warning("samplelens: could not write the feature cache %s: %s", path, err)
         return entry
 
+    def may_hold(self) -> bool:
+        """Whether a ``get`` could find anything: a folder, or entries in memory."""
+        return self.dir is not None or bool(self._memory)
+
     def clear_memory(self) -> None:
         with self._lock:
             self._memory.clear()

@@ -13,7 +13,7 @@ import torch
 
 from samplelens_widget.protocol.messages import ColumnMeta
 
-__all__ = ["encode_colors", "pack_coords", "slice_columns", "to_uint8"]
+__all__ = ["encode_colors", "metadata_columns", "pack_coords", "slice_columns", "to_uint8"]
 
 
 def to_uint8(m: np.ndarray) -> np.ndarray:
@@ -158,6 +158,15 @@ def slice_columns(
         "clipped": bool(fin.size),
     }
     out.append((loss, losses.astype("<f4").tobytes()))
+    return out + metadata_columns(metadata)
+
+
+def metadata_columns(
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> list[tuple[ColumnMeta, bytes]]:
+    """(meta, data) of the user's ``metadata`` columns (``encode_colors``'s output): known
+    before the slice's statistics are."""
+    out: list[tuple[ColumnMeta, bytes]] = []
     for name, enc in metadata.items():
         meta: Any = {kk: v for kk, v in enc.items() if kk != "data"}
         meta.update(key=name, title=name)

@@ -12,8 +12,10 @@ Threads (see ``samplelens_widget/workers.py``):
 
 - ``"comm"``: answered at once on the thread that delivers the page's messages (they only change
   traits);
-- ``"interactive"``, ``"stats"``, ``"population"``: one background thread each; per kind only the
-  newest pending request is kept (an older one still waiting is dropped).
+- ``"interactive"``, ``"stats"``, ``"population"``, ``"trust"``, ``"sanity"``: one background
+  thread each; per kind only the newest pending request is kept (an older one still waiting is
+  dropped), and a ``trust`` or ``sanity`` request that runs stops between two of its steps once
+  a newer one of its kind waits.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ __all__ = [
     "Thread",
 ]
 
-Thread = Literal["comm", "interactive", "stats", "population"]
+Thread = Literal["comm", "interactive", "stats", "population", "trust", "sanity"]
 #: the background threads and the order in which each serves its pending kinds
 THREADS: dict[Thread, tuple[str, ...]] = {
     "interactive": ("analyze", "rows", "visual", "thumb", "plotly_js"),
     "stats": ("stats", "values"),
     "population": ("population", "similar"),
+    "trust": ("trust",),
+    "sanity": ("sanity",),
 }
 
 
@@ -238,6 +242,31 @@ class SelectIdsRequest(TypedDict):
     ids: NotRequired[list[int]]
 
 
+class TrustRequest(TypedDict):
+    """The Trust view: insertion - deletion of ``key``'s map at each depth of ``depths``
+    (null: all), nearest to ``depth`` first (null: the deepest), a few depths per reply, and
+    the random and edge baselines when ``baselines``. ``key`` null: stop (the view is hidden).
+    A newer ``trust`` request stops the running one between two chunks."""
+
+    type: Literal["trust"]
+    rid: NotRequired[int]
+    key: AnalysisKey | None
+    depth: NotRequired[int | None]
+    depths: NotRequired[list[int] | None]
+    baselines: NotRequired[bool]
+    steps: NotRequired[int]
+
+
+class SanityRequest(TypedDict):
+    """*Sanity check*: the randomisation test of ``key``'s map at ``depth`` (null: the
+    deepest). ``key`` null: stop the running one."""
+
+    type: Literal["sanity"]
+    rid: NotRequired[int]
+    key: AnalysisKey | None
+    depth: NotRequired[int | None]
+
+
 # ---------------------------------------------------------------- kernel -> page
 class AnalysisReply(TypedDict):
     """Buffers: one uint8 map (``h * w`` bytes) per layer, then the input's PNG if ``image``.
@@ -343,9 +372,14 @@ class PopulationReply(TypedDict):
 
 
 class PopulationProgress(TypedDict):
+    """Where the slice's pass is: ``phase`` ``"features"`` (the one pass that gives the
+    features and the statistics) or ``"statistics"`` (the features came from the cache, the
+    scatter shows, its prediction colours wait for the pass)."""
+
     type: Literal["population_progress"]
     model: str
     slice: str
+    phase: Literal["features", "statistics"]
     done: int
     total: int
 
@@ -394,6 +428,76 @@ class ValuesReply(TypedDict):
     confidence: list[float | None]
 
 
+class TrustAreas(TypedDict):
+    """A baseline's deletion and insertion areas; ``draws``: the insertion - deletion of each
+    random draw (the band), empty for the edges."""
+
+    deletion: float | None
+    insertion: float | None
+    draws: list[float | None]
+
+
+class TrustBaselines(TypedDict):
+    random: TrustAreas
+    edges: TrustAreas
+
+
+class TrustReply(TypedDict):
+    """One chunk of the Trust curve of ``key``: the deletion and insertion areas of the map at
+    each of ``depths`` (``layers``: the layer that stands for each); ``baselines`` when this
+    chunk computed them; ``last``: the request's last chunk. ``measure``: what the curves
+    measure (``Faithfulness.measure``)."""
+
+    type: Literal["trust"]
+    rid: int | None
+    key: AnalysisKey
+    steps: int
+    measure: str
+    depths: list[int]
+    layers: list[str]
+    deletion: list[float | None]
+    insertion: list[float | None]
+    baselines: NotRequired[TrustBaselines]
+    last: bool
+
+
+class SanityProgress(TypedDict):
+    """The sanity check of ``key`` at ``depth``: ``done`` of ``total`` stages (0 of 0: it has
+    started)."""
+
+    type: Literal["sanity_progress"]
+    rid: int | None
+    key: AnalysisKey
+    depth: int
+    done: int
+    total: int
+
+
+class SanityReply(TypedDict):
+    """The sanity check's result: Spearman's rho between the map of ``layer`` (at ``depth``)
+    and the same map after each stage so far is re-initialised, output first (null: not a
+    number). Areas and rhos of the Trust view are null where they are not finite."""
+
+    type: Literal["sanity"]
+    rid: int | None
+    key: AnalysisKey
+    depth: int
+    layer: str
+    stages: list[tuple[str, float | None]]
+
+
+class TrustError(TypedDict):
+    """A Trust curve (``request`` ``"trust"``) or a sanity check (``"sanity"``, at ``depth``)
+    failed; shown in the Trust view, in words."""
+
+    type: Literal["trust_error"]
+    rid: int | None
+    request: Literal["trust", "sanity"]
+    key: AnalysisKey
+    depth: int | None
+    message: str
+
+
 class ErrorReply(TypedDict):
     """A request failed; ``key``: the analysis that failed, ``request``: the kind that did."""
 
@@ -427,6 +531,8 @@ REQUESTS: dict[str, Kind] = {
     "select_all": Kind(SelectAllRequest, "comm"),
     "pick": Kind(PickRequest, "comm"),
     "select_ids": Kind(SelectIdsRequest, "comm", "the ids: uint32, little-endian"),
+    "trust": Kind(TrustRequest, "trust"),
+    "sanity": Kind(SanityRequest, "sanity"),
 }
 
 REPLIES: dict[str, Kind] = {
@@ -443,5 +549,9 @@ REPLIES: dict[str, Kind] = {
     "population_error": Kind(PopulationError),
     "similar": Kind(SimilarReply),
     "values": Kind(ValuesReply),
+    "trust": Kind(TrustReply),
+    "sanity_progress": Kind(SanityProgress),
+    "sanity": Kind(SanityReply),
+    "trust_error": Kind(TrustError),
     "error": Kind(ErrorReply),
 }

@@ -28,10 +28,16 @@ from samplelens_widget.protocol.messages import (
     PopulationReply,
     Row,
     RowsReply,
+    SanityProgress,
+    SanityReply,
     SegmentationMeta,
     SimilarReply,
     StatsReply,
     ThumbReply,
+    TrustAreas,
+    TrustBaselines,
+    TrustError,
+    TrustReply,
     ValuesReply,
     VisualReply,
 )
@@ -46,9 +52,13 @@ __all__ = [
     "population_error",
     "population_progress",
     "rows",
+    "sanity",
+    "sanity_progress",
     "similar",
     "stats",
     "thumb",
+    "trust",
+    "trust_error",
     "values",
     "visual",
 ]
@@ -278,11 +288,14 @@ def population(
     return msg, [pack_coords(state.coords), *[c[1] for c in columns]]
 
 
-def population_progress(model: str, slice: str, done: int, total: int) -> Reply:
+def population_progress(
+    model: str, slice: str, done: int, total: int, phase: str = "features"
+) -> Reply:
     msg: PopulationProgress = {
         "type": "population_progress",
         "model": model,
         "slice": slice,
+        "phase": "statistics" if phase == "statistics" else "features",
         "done": int(done),
         "total": int(total),
     }
@@ -365,4 +378,92 @@ def error(
         msg["key"] = key
     if request is not None:
         msg["request"] = request
+    return msg, []
+
+
+def _area(x: Any) -> float | None:
+    """One area or rho as a JSON number; NaN and infinities (which JSON cannot carry: a model
+    whose output is not finite) as null."""
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def trust(key: AnalysisKey, found: Any, last: bool, rid: int | None = None) -> Reply:
+    """One chunk of a Trust curve: ``found`` a ``Faithfulness`` of one sample (its depths, and
+    its baselines when it has them, with ``draws``: ``partial_faithfulness(draw_scores=True)``).
+    """
+    msg: TrustReply = {
+        "type": "trust",
+        "rid": rid,
+        "key": key,
+        "steps": int(found.steps),
+        "measure": str(found.measure),
+        "depths": [int(d) for d in found.depths],
+        "layers": [str(n) for n in found.layers],
+        "deletion": [_area(a) for a in np.ravel(found.deletion)],
+        "insertion": [_area(a) for a in np.ravel(found.insertion)],
+        "last": bool(last),
+    }
+    if found.baselines:
+        def areas(name: str) -> TrustAreas:
+            b = found.baselines[name]
+            return {
+                "deletion": _area(b["deletion"]),
+                "insertion": _area(b["insertion"]),
+                "draws": [_area(a) for a in np.ravel(b.get("draws", []))],
+            }
+
+        base: TrustBaselines = {"random": areas("random"), "edges": areas("edges")}
+        msg["baselines"] = base
+    return msg, []
+
+
+def sanity_progress(
+    key: AnalysisKey, depth: int, done: int, total: int, rid: int | None = None
+) -> Reply:
+    msg: SanityProgress = {
+        "type": "sanity_progress",
+        "rid": rid,
+        "key": key,
+        "depth": int(depth),
+        "done": int(done),
+        "total": int(total),
+    }
+    return msg, []
+
+
+def sanity(
+    key: AnalysisKey,
+    depth: int,
+    layer: str,
+    stages: Sequence[tuple[str, float]],
+    rid: int | None = None,
+) -> Reply:
+    """The sanity check's ``[(stage, rho), ...]`` (``CamEngine.sanity_check``)."""
+    msg: SanityReply = {
+        "type": "sanity",
+        "rid": rid,
+        "key": key,
+        "depth": int(depth),
+        "layer": str(layer),
+        "stages": [(str(name), _area(rho)) for name, rho in stages],
+    }
+    return msg, []
+
+
+def trust_error(
+    request: Literal["trust", "sanity"],
+    key: AnalysisKey,
+    message: str,
+    depth: int | None = None,
+    rid: int | None = None,
+) -> Reply:
+    msg: TrustError = {
+        "type": "trust_error",
+        "rid": rid,
+        "request": request,
+        "key": key,
+        "depth": None if depth is None else int(depth),
+        "message": message,
+    }
     return msg, []

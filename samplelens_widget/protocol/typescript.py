@@ -23,7 +23,10 @@ from samplelens_widget.protocol.messages import REPLIES, REQUESTS
 __all__ = ["render", "WIRE_TS"]
 
 WIRE_TS = pathlib.Path(__file__).resolve().parents[2] / "js" / "wire.ts"
-SHARED = ["AnalysisKey", "LayerMeta", "Row", "ColumnMeta", "SegmentationMeta", "Info"]
+SHARED = [
+    "AnalysisKey", "LayerMeta", "Row", "ColumnMeta", "SegmentationMeta", "Info", "TrustAreas",
+    "TrustBaselines",
+]
 
 
 def ts_type(tp: Any) -> str:

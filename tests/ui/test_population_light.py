@@ -304,11 +304,17 @@ def test_morph_from_the_pca_preview_to_the_background_map(light_page, data, monk
     assert started.is_set()
     status = page.locator("[data-role=scatter-status]")
     assert "PCA preview, UMAP running" in status.inner_text()
+    # the projection is a phase of its own, counted in seconds, while the preview shows
+    phase = page.locator("[data-role=scatter-phases] [data-phase=projection]")
+    assert phase.is_visible()
+    assert "projection: UMAP" in phase.inner_text() and " s" in phase.inner_text()
     before = screen(page, 80)
     made[0].finish()
     settle(lens, h)
     page.wait_for_function(f"() => {SC}.morphT() >= 1", timeout=5000)
     assert status.inner_text().endswith("UMAP")
+    # every phase done: the phases line is gone
+    assert not page.locator("[data-role=scatter-phases]").is_visible()
     after = screen(page, 80)
     # the points now lie on a circle (normalised into the stage), not where PCA put them
     centre = after.mean(0)
@@ -387,6 +393,8 @@ def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, 
         10,
         "the progress text",
     )
+    # one pass gives both, and the phase says so
+    assert f"features + statistics {done} / 80" in h.page.inner_text("[data-role=scatter-msg]")
     assert h.page.locator("[data-role=scatter-progress]").is_visible()
     width = h.page.evaluate(
         "() => document.querySelector('[data-role=scatter-progress] .sl-progress-bar').style.width"
@@ -400,3 +408,52 @@ def test_a_progress_bar_shows_while_the_features_are_computed(light_page, data, 
     settle(lens, h)
     wait_until(lambda: ready(h.page), h.page, 20, "the scatter")
     assert not h.page.locator("[data-role=scatter-progress]").is_visible()
+
+
+def test_with_cached_features_the_dots_show_while_the_statistics_run(
+    light_page, data, tmp_path, request
+):
+    first = make(data, cache_dir=tmp_path)
+    first.population()  # the features on disk
+    first.close()
+    release, halfway = threading.Event(), threading.Event()
+    lens = make(data, cache_dir=tmp_path)
+    lens._population.chunk = 20
+    passes, key = lens._session.stats.passes, (lens.model_name, lens.slice)
+
+    def slow(_module, args):  # the statistics' pass waits once it is past item 40
+        if args[0].shape[0] <= 1 or halfway.is_set():
+            return
+        time.sleep(0.12)
+        if passes._done.get(key, (0, 0))[0] >= 40:
+            halfway.set()
+            release.wait(20)
+
+    hook = lens._session.models[lens.model_name].register_forward_pre_hook(slow)
+    request.addfinalizer(hook.remove)
+    request.addfinalizer(release.set)
+    h = light_page(lens)
+    assert halfway.wait(20)
+    page = h.page
+    wait_until(lambda: ready(page) or h.sync(), page, 20, "the scatter before the statistics")
+    assert lens._session.stats.known(*key) is None  # the pass is still held
+    phase = page.locator("[data-role=scatter-phases] [data-phase=pass]")
+    wait_until(lambda: phase.is_visible() or h.sync(), page, 10, "the statistics phase")
+    done = passes._done[key][0]
+    assert f"statistics {done} / 80" in phase.inner_text()
+    assert "features" not in phase.inner_text()  # they came from the cache
+    assert page.locator("[data-role=scatter-progress]").is_visible()
+    assert page.inner_text("[data-role=scatter-status]").startswith("80 samples")
+    assert js(page, "s.snapshot().draws") > 0
+    screenshot(page.locator("[data-role=population]"), "population-statistics-phase")
+    release.set()
+    settle(lens, h)
+    wait_until(
+        lambda: not page.locator("[data-role=scatter-phases]").is_visible() or h.sync(),
+        page, 20, "the phases line to go",
+    )
+    assert not page.locator("[data-role=scatter-progress]").is_visible()
+    # the colours followed: the legend names the dataset's classes
+    legend = page.inner_text("[data-role=population]")
+    for name in fakes.NAMES[:3]:
+        assert name in legend

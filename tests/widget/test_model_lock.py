@@ -67,3 +67,33 @@ def test_batch_sizes_follow_the_time_they_take():
     clock.took(10.0, 16)  # very slow: the smallest
     assert clock.size == 4
     assert BatchClock(2).size == 2  # never more than the largest
+
+
+def test_give_way_lets_a_waiter_in_between_two_steps_of_one_background_hold():
+    """A long background computation (a sanity check's stages) holds the lock once and calls
+    ``give_way()`` between its steps: a thread waiting meanwhile runs before the next step; with
+    nobody waiting, ``give_way()`` keeps the lock."""
+    lock = ModelLock()
+    order: list[str] = []
+    holding = threading.Event()
+
+    def waiter():
+        holding.wait(5)
+        with lock:
+            order.append("analysis")
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    with lock.background():
+        order.append("step 1")
+        holding.set()
+        deadline = time.monotonic() + 5
+        while lock.waiting == 0 and time.monotonic() < deadline:  # the waiter is in acquire
+            time.sleep(0.005)
+        lock.give_way()
+        order.append("step 2")
+        lock.give_way()  # nobody waits: nothing happens
+        assert lock._lock._is_owned()  # still held by this thread
+        order.append("step 3")
+    t.join(5)
+    assert order == ["step 1", "analysis", "step 2", "step 3"]

@@ -105,6 +105,11 @@ def test_every_reply_sent_matches_its_declaration(lens):
             {"type": "add", "id": "5"},
             {"type": "select_all"},
             {"type": "pick", "id": 7},
+            {"type": "trust", "key": key, "depth": None, "steps": 4},
+            {"type": "trust", "key": key, "steps": 1},  # an error, shown in the Trust view
+            {"type": "trust", "key": None},  # the view hidden: a stop, nothing sent
+            {"type": "sanity", "key": key, "depth": None},
+            {"type": "sanity", "key": None},
             {"type": "frobnicate"},  # an error
         ]
     ):
