@@ -87,6 +87,30 @@ def speed(steps, reps):
     return rows
 
 
+def first_points(reps):
+    """The Trust view's first reply: a ``trust`` request for one demo sample (the viewed one,
+    nothing cached) -> its first chunk sent, and -> the whole curve and baselines, through the
+    widget's own handler (``background=False``: on this thread, nothing else running)."""
+    from samplelens_widget import SampleLens
+
+    model, data, names = load_demo()
+    firsts, alls = [], []
+    for rep in range(reps):
+        lens = SampleLens(model, data["val"], label_names=names, projection="pca",
+                          cache_dir=None, background=False, selected=[rep, rep + 1], viewed=rep + 1)
+        sent = []
+        lens.send = lambda c, buffers=None, sent=sent: sent.append((time.perf_counter(), c))
+        key = lens._key().as_dict()
+        t0 = time.perf_counter()
+        lens._on_msg(lens, {"type": "trust", "rid": 1, "key": key, "depth": 21}, [])
+        times = [t for t, c in sent if c.get("type") == "trust"]
+        firsts.append(times[0] - t0)
+        alls.append(times[-1] - t0)
+        lens.close()
+    return {"first_chunk_s": statistics.median(firsts), "whole_curve_s": statistics.median(alls),
+            "reps": reps}
+
+
 def bands(depths):
     return {name: [int(d) for d in part] for name, part in
             zip(("shallow", "middle", "deep"), np.array_split(np.asarray(depths), 3),
@@ -161,6 +185,11 @@ def main() -> None:
             print(f"| {r['model']} | {r['depths']} | {r['images']} | {r['faithfulness_s']:.2f} "
                   f"| {r['floor_s']:.2f} | {r['explain_s']:.3f} | {r['sanity_s']:.2f} "
                   f"({r['stages']}) |")
+        fp = first_points(args.reps)
+        result["trust_view"] = fp
+        print(f"\nTrust view, demo sample, through the widget's handler (median of {fp['reps']}): "
+              f"first points {fp['first_chunk_s']:.2f} s, whole curve and baselines "
+              f"{fp['whole_curve_s']:.2f} s")
     if not args.skip_quality:
         t = time.perf_counter()
         rows, acc, top = quality(args.n, args.sanity_n, args.steps, args.algorithms)

@@ -40,9 +40,11 @@ export class App extends State {
   disconnected = false;
   /** How the maps are coloured (scale.ts): a page-side setting of the viewer, no trait. */
   scale: Scale = "map";
-  /** The bottom-right panel's tab (page-side, no trait): the Trust curve is computed only
+  /** The bottom-right panel's tab (the ``side_panel`` trait): the Trust curve is computed only
    * while "trust" shows. */
-  sideTab: "errors" | "trust" = "errors";
+  get sideTab(): "errors" | "trust" {
+    return this.model.get("side_panel") === "trust" ? "trust" : "errors";
+  }
 
   constructor(model: AnyModel) {
     super();
@@ -270,7 +272,7 @@ export class App extends State {
   // ------------------------------------------------------------------ trust
   setSideTab(tab: "errors" | "trust"): void {
     if (tab === this.sideTab) return;
-    this.sideTab = tab;
+    this.setTrait("side_panel", tab);
     this.emit("side-tab");
   }
   /** The key whose Trust curve the page wants now: the viewed sample's, while the Trust tab

@@ -89,6 +89,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     });
   }
   for (const t of VIEW_TRAITS) on(`change:${t}`, () => app.emit(t));
+  on("change:side_panel", () => app.emit("side-tab"));
 
   app.ensure();
   updateAll("init");

@@ -20,6 +20,7 @@ export interface Traits {
   tab: string;
   grid: boolean;
   color_by: string;
+  side_panel: string;
   _info: Info;
 }
 

@@ -127,6 +127,8 @@ class SampleLens(anywidget.AnyWidget):
         opacity (float): heatmap opacity in [0, 1].
         tab (str): the viewer tab: ``"CAM"``, ``"Input"`` or a visualizer's name.
         grid (bool): show the selected samples as a grid of overlays.
+        side_panel (str): the panel beside the controller: ``"errors"`` (the error analysis)
+            or ``"trust"`` (the Trust view, computed only while it shows).
         color_by (str): the scatter's colour: ``"label"``, ``"prediction"``, ``"correct"``,
             ``"loss"`` or a metadata column.
 
@@ -178,6 +180,7 @@ a kernel's shutdown or restart) stops them too, before the ``atexit`` handlers r
     tab = t.Unicode(CAM_TAB).tag(sync=True)
     grid = t.Bool(False).tag(sync=True)
     color_by = t.Unicode("label").tag(sync=True)
+    side_panel = t.Enum(["errors", "trust"], default_value="errors").tag(sync=True)
     _info = t.Dict().tag(sync=True)
 
     def __init__(
@@ -253,6 +256,10 @@ a kernel's shutdown or restart) stops them too, before the ``atexit`` handlers r
             "trust": lambda req, _: trust.curve(req),
             "sanity": lambda req, _: trust.sanity(req),
         }
+        # the public traits given as keywords are set once the slice, the model and the
+        # selection are (``viewed=7`` is checked against the slice, ``depth=`` against its
+        # depths), in the order given
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in self._public_traits()}
         super().__init__(**kwargs)
 
         k = s.num_classes(initial_model, initial_slice)
@@ -283,6 +290,8 @@ a kernel's shutdown or restart) stops them too, before the ``atexit`` handlers r
             # no one class label per sample: colour by the mean pixel loss, or by whether the
             # whole label set is right
             self.color_by = "loss" if task == "segmentation" else "correct"
+        for name, value in given.items():
+            setattr(self, name, value)
         self.on_msg(self._on_msg)
 
     @classmethod

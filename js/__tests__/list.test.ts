@@ -21,6 +21,7 @@ function fakeModel(over: Partial<Traits> = {}) {
     tab: "CAM",
     grid: false,
     color_by: "label",
+    side_panel: "errors",
     _info: {
       models: ["a"],
       slices: { val: 500 },

@@ -23,6 +23,7 @@ function fakeModel(over: Partial<Traits> = {}) {
     tab: "CAM",
     grid: true,
     color_by: "label",
+    side_panel: "errors",
     _info: {
       models: ["a", "b"],
       slices: { val: 20 },

@@ -124,6 +124,7 @@ describe("the page asks for the predicted class's maps as the reference", () => 
       selected: [3], viewed: 3, algorithm: "gradcam", label: 4, contrast: null, connection: 0, depth: null,
       slice: "val", model_name: "m", compare: null, colormap: "jet", opacity: 0.5, tab: "CAM", grid: false,
       color_by: "label",
+      side_panel: "errors",
       _info: {
         models: ["m"], slices: { val: 10 }, n_inputs: { val: 1 }, label_names: ["a", "b", "c", "d", "e"],
         num_classes: 5, algorithms: [["gradcam", "GradCAM"]], colormaps: ["jet"], visualizers: [],

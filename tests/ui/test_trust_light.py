@@ -172,3 +172,26 @@ def test_the_trust_view_fills_in_marks_the_depth_and_moves_the_slider(light_page
     settle(lens, h)
     assert page.locator("[data-role=trust]").is_hidden()
     assert page.locator("[data-role=error-analysis] .sl-errors-body").is_visible()
+    # the tab is the side_panel trait: Python sees the page's choice
+    assert lens.side_panel == "errors"
+
+
+def test_side_panel_opens_the_trust_view_from_python(light_page, demo):
+    model, data, names = demo
+    lens = SampleLens(model, data["val"], label_names=names, projection="pca", cache_dir=None)
+    lens.selected = [0, 1]
+    with pytest.raises(Exception, match="side_panel") as err:
+        lens.side_panel = "trusted"
+    assert "errors" in str(err.value) and "trust" in str(err.value)
+    h = light_page(lens)
+    settle(lens, h)
+    page = light_page.page
+    assert page.locator("[data-role=trust]").is_hidden()
+    lens.side_panel = "trust"  # as the quickstart does
+    settle(lens, h)
+    assert page.locator("[data-role=trust]").is_visible()
+    wait_until(lambda: (settle(lens, h, rounds=1) or True) and (chart(page) or {}).get("points")
+               == len(lens.result.depths), page, 60, "the curve opened from Python")
+    page.click("[data-role=side-tab-errors]")
+    settle(lens, h)
+    assert lens.side_panel == "errors"

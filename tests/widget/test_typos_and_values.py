@@ -109,3 +109,18 @@ def test_values_that_are_not_integers_are_refused_by_name(name, value):
         setattr(lens, name, value)
     lens.viewed = 2  # still usable
     assert lens.result is not None
+
+
+def test_traits_given_as_keywords_are_checked_against_the_slice_and_its_depths():
+    from samplelens_widget.demo import load_demo
+
+    model, data, names = load_demo(n_train=20, n_val=30)
+    lens = SampleLens(model, data["val"], label_names=names, selected=[4, 9], viewed=9,
+                      depth=3, algorithm="layercam", side_panel="trust", projection="pca",
+                      cache_dir=None, background=False)
+    assert (lens.viewed, lens.depth, lens.algorithm, lens.side_panel) == (9, 3, "layercam", "trust")
+    assert lens.result.heatmap(3).shape[-2:] == (64, 64)
+    with pytest.raises(Exception, match=r"viewed: .*30.*out of range|sample id 30 is out of range"):
+        SampleLens(model, data["val"], viewed=30, projection="pca", cache_dir=None,
+                   background=False)
+    lens.close()
