@@ -50,6 +50,22 @@ def test_quickstart_end_to_end(page, jupyter_server):
     assert ids == [3, 7, 12, 21]
     assert w.locator("[data-role=algorithm]").input_value() == "layercam"
     assert (tmp := kernel_value(page, "lens.viewed")) == "7", tmp
+    # the quickstart opened the Trust view (lens.side_panel = "trust"): sample 7's curve fills
+    # in over every depth, the baselines with it, through the real kernel
+    assert kernel_value(page, "lens.side_panel") == "'trust'"
+    assert w.locator("[data-role=trust]").is_visible()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.sl-root [data-role=trust-chart]');"
+        " return !!c && +c.dataset.points === +c.dataset.depths && +c.dataset.depths > 0"
+        " && !!c.querySelector('[data-role=trust-band-random]'); }",
+        timeout=90_000,
+    )
+    assert "best: depth" in w.locator("[data-role=trust-status]").inner_text()
+    screenshot(w, "trust-jupyterlab")
+    w.locator("[data-role=side-tab-errors]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.sl-root').__samplelens.get('side_panel') === 'errors'"
+    )
 
     # the population: every sample a dot; clicking one puts it in the list and shows its overlay
     page.wait_for_function(
