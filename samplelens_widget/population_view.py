@@ -30,6 +30,7 @@ from samplelens_widget.population import (
     layer_reader,
     pca_2d,
     project_in_background,
+    umap_worker,
     warm_up_umap,
 )
 from samplelens_widget.population.cache import USER_CACHE_DIR
@@ -225,7 +226,12 @@ class Population:
             raise ValueError(f"slice {st.slice!r} has no samples")
         if self.projection == "umap" and n >= MIN_UMAP_SAMPLES and not self._warmed:
             self._warmed = True
-            warm_up_umap()  # numba compiles while the features are extracted
+            # numba compiles while the features are extracted: in the worker process where
+            # there is one (off the kernel's GIL), else in a thread
+            if umap_worker.available():
+                umap_worker.WORKER.start()
+            else:
+                warm_up_umap()
         # features on disk or in memory: taken at once, the statistics' pass goes on without
         # us; else the slice's one pass (statistics too), run now or followed
         found = s.stats.passes.early_features(st.model, st.slice)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samplelens_widget.population import shutdown
+from samplelens_widget.population import shutdown, umap_worker
 from samplelens_widget.population.cache import USER_CACHE_DIR, resolve_cache_dir
 from samplelens_widget.population.checks import as_features, check_int
 
@@ -364,6 +364,7 @@ def umap_2d(
     min_dist: float = 0.1,
     n_epochs: int | None = None,
     device: torch.device | str | None = None,
+    worker: bool = False,
 ) -> np.ndarray:
     """UMAP of the features to 2-D, ``(N, 2) float32``, with umap-learn; reproducible for a
     ``seed`` (umap-learn then runs single-threaded). Rows are L2-normalised first, so that the
@@ -378,7 +379,8 @@ def umap_2d(
     samples, which costs 2.5 times as much for a picture that hardly differs), else
     umap-learn's default. Needs at least 3 samples; ``project`` handles small slices. The first
     call in a process still compiles numba code (seconds to tens of seconds; see
-    ``warm_up_umap``)."""
+    ``warm_up_umap``). ``worker=True``: the fit runs in the worker process (``umap_worker``)
+    where it can, off this process's GIL (the background projection's choice)."""
     x = as_features(features)
     n = x.shape[0]
     if n < 3:
@@ -396,23 +398,37 @@ def umap_2d(
     knn = _exact_knn(xn, k) if n <= UMAP_EXACT_KNN_MAX else (None, None, None)
     data = xn.cpu().numpy()
     del x, xn  # numpy only from here on: a thread left in the fit at exit holds no tensor
+    params = {
+        "n_neighbors": k,
+        "min_dist": min_dist,
+        "n_epochs": n_epochs,
+        "random_state": seed,
+        "init": "spectral" if n > n_neighbors + 1 else "random",
+    }
+    control: _Control | None = getattr(_current, "control", None)
+    if worker and umap_worker.available():
+        # off the kernel's GIL: numba's compiler in the kernel stalls every other thread
+        with _umap_phase("fit"):
+            def cancelled() -> bool:
+                return control is not None and control.event.is_set()
+
+            return umap_worker.WORKER.fit(data, knn, params, cancelled)
     _numba_cache_dir()
     _await_warm_up()
+    return _fit_umap(data, knn, params)
+
+
+def _fit_umap(data: np.ndarray, knn: tuple[Any, ...], params: dict[str, Any]) -> np.ndarray:
+    """umap-learn's fit of the normalised rows ``data`` with the k-NN graph ``knn`` (umap's
+    ``precomputed_knn``) and ``params`` (``umap_2d``'s): in a projection thread, or in the
+    worker process (``umap_worker``)."""
     with _umap_phase("import"):  # in a projection thread: no torch from here on
         import umap  # type: ignore[import-untyped]  # lazily: importing it costs seconds
 
     # our k-NN graph has no search index (only needed by .transform, which is not used)
     warnings.filterwarnings("ignore", message=_KNN_WARNING, category=UserWarning)
     reducer = umap.UMAP(
-        n_components=2,
-        n_neighbors=k,
-        min_dist=min_dist,
-        n_epochs=n_epochs,
-        metric="euclidean",
-        random_state=seed,
-        n_jobs=1,
-        init="spectral" if n > n_neighbors + 1 else "random",
-        precomputed_knn=knn,
+        n_components=2, metric="euclidean", n_jobs=1, precomputed_knn=knn, **params
     )
     with _umap_phase("fit", interruptible=_compiled.is_set()):
         coords = reducer.fit_transform(data)
@@ -457,10 +473,12 @@ def project(
     seed: int = 0,
     n_neighbors: int = 15,
     device: torch.device | str | None = None,
+    worker: bool = False,
 ) -> Projection:
     """2-D coordinates of the features by ``method`` (``"umap"`` or ``"pca"``), with the
     fallbacks a slice of any size needs: one sample -> the origin (``method="none"``); fewer
     than ``MIN_UMAP_SAMPLES`` -> PCA; UMAP failing -> PCA. Each fallback comes with a ``note``.
+    ``worker``: UMAP's fit in the worker process (``umap_2d``).
     """
     if method not in ("umap", "pca"):
         raise ValueError(f"method: {method!r} is unknown; allowed: 'umap', 'pca'")
@@ -481,7 +499,8 @@ def project(
     del x  # no tensor of ours held through umap-learn's fit (see umap_2d)
     try:
         return Projection(
-            umap_2d(features, seed=seed, n_neighbors=n_neighbors, device=device), "umap"
+            umap_2d(features, seed=seed, n_neighbors=n_neighbors, device=device, worker=worker),
+            "umap",
         )
     except (ValueError, TypeError) as err:
         if str(err).startswith(("seed:", "n_neighbors:")):
@@ -497,8 +516,9 @@ def _umap_failed(x: object, err: Exception, device: torch.device | str | None) -
 
 
 class BackgroundProjection:
-    """UMAP in a daemon thread: ``project(features, "umap", ...)`` then ``on_done(projection)``
-    from that thread (the widget applies it; with its fallbacks it always gets a projection).
+    """UMAP in a daemon thread: ``project(features, "umap", ...)`` (its fit in the worker
+    process, ``umap_worker``, where there is one) then ``on_done(projection)`` from that
+    thread (the widget applies it; with its fallbacks it always gets a projection).
 
     ``done`` is a ``threading.Event``; ``result`` the ``Projection`` once done; ``error`` an
     exception raised by ``on_done`` itself, if any. ``phase``: where the thread is
@@ -568,6 +588,7 @@ class BackgroundProjection:
                 seed=self._seed,
                 n_neighbors=self._n_neighbors,
                 device=self._device,
+                worker=True,
             )
             control.check()
             control.phase = "callback"
