@@ -113,6 +113,9 @@ export function decoders(app: App): Decoders {
     },
     sanity: (content) => {
       const ks = keyString(content.key);
+      const shown = app.sanity.get(ks);
+      // an older run at another depth that finished anyway: not the one now pending
+      if (shown && !shown.stages && !shown.error && shown.depth !== content.depth) return;
       app.sanity.put(ks, {
         depth: content.depth,
         done: content.stages.length,
@@ -144,6 +147,11 @@ export function decoders(app: App): Decoders {
         app.sent.analyze = app.sent.analyze.split(";").filter((s) => s && s !== ks).join(";");
       }
       if (content.request === "rows") app.rowsFailed = true;
+      // the statistics failed: their phase (the pass's progress) is over, not running
+      if (content.request === "stats") {
+        app.popProgress.delete(app.popKey());
+        app.emit("population-progress");
+      }
       app.pushError(content.message, content.key ? "analyze" : content.request ?? null, content.rid);
     },
   };
@@ -217,18 +225,29 @@ function onPopulation(app: App, content: Reply<"population">, buffers: Buffer[])
   const key = `${content.model}|${content.slice}`;
   const n = content.n;
   try {
-    const coords = new Float32Array(toBytes(buffers[0]).slice().buffer);
+    let coords: Float32Array = new Float32Array(toBytes(buffers[0]).slice().buffer);
     if (coords.length !== 2 * n) throw new Error(`population: ${coords.length / 2} points, expected ${n}`);
     const columns = content.columns.map((m, i) => decodeColumn(m, buffers[i + 1], n));
+    // a reply built before the UMAP map came (the colours' second reply) keeps that map
+    const had = app.pops.get(key);
+    let method = content.method;
+    let umapPending = !!content.umap_pending;
+    let note = content.note ?? null;
+    if (had && had.n === n && had.method === "umap" && !had.umapPending && method !== "umap") {
+      coords = had.coords;
+      method = had.method;
+      umapPending = false;
+      note = had.note;
+    }
     app.pops.set(key, {
       key,
       model: content.model,
       slice: content.slice,
       n,
       coords,
-      method: content.method,
-      note: content.note ?? null,
-      umapPending: !!content.umap_pending,
+      method,
+      note,
+      umapPending,
       layer: content.layer ?? null,
       columns,
       version: 0,

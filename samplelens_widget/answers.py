@@ -166,14 +166,16 @@ class Answers:
 
         try:
             self.pop.ensure(model, slice_name, progress=progress, on_umap=on_umap)
-            reply = self.population_reply(model, slice_name, rid, wait=False)
+            # checked once: the statistics may end between two looks
+            partial = self.session.stats.known(model, slice_name) is None
+            reply = self.population_reply(model, slice_name, rid, wait=not partial)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             self._reply(replies.population_error(model, slice_name, message, rid))
             self._reply(replies.error(message, rid, request="population"))
             return
         self._reply(reply)
-        if self.session.stats.known(model, slice_name) is not None:
+        if not partial:
             return
         # the features came from the cache: the scatter shows now, its colours by prediction,
         # correctness and loss when the slice's statistics are done (the same pass the page's
@@ -181,9 +183,9 @@ class Answers:
         phase[0], last[0] = "statistics", 0.0
         try:
             self.session.stats.passes.result(model, slice_name, progress)
-            self._reply(self.population_reply(model, slice_name))
-        except Exception:
+        except Exception:  # the statistics' failure: the stats request reports it
             return
+        self._reply(self.population_reply(model, slice_name))
 
     def population_reply(
         self, model: str, slice_name: str, rid: int | None = None, wait: bool = True

@@ -228,9 +228,11 @@ class Population:
             self._warmed = True
             # numba compiles while the features are extracted: in the worker process where
             # there is one (off the kernel's GIL), else in a thread
-            if umap_worker.available():
+            try:
+                if not umap_worker.available():
+                    raise umap_worker.WorkerUnavailable(umap_worker.WORKER.broken or "off")
                 umap_worker.WORKER.start()
-            else:
+            except Exception:
                 warm_up_umap()
         # features on disk or in memory: taken at once, the statistics' pass goes on without
         # us; else the slice's one pass (statistics too), run now or followed

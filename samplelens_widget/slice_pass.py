@@ -122,6 +122,8 @@ class SlicePass:
                 self._results[key] = self._run(model_name, slice_name, progress)
             return self._results[key]
         finally:
+            with self._guard:  # a pass that failed before its plan: no one waits for it
+                self._planned.setdefault(key, threading.Event()).set()
             once.release()
 
     def features(

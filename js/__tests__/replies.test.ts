@@ -180,6 +180,38 @@ describe("reply decoders", () => {
   });
 });
 
+describe("population replies", () => {
+  const coords = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
+  const pop = (method: string, pending: boolean, columns: unknown[] = []) => ({
+    type: "population", rid: null, model: "a", slice: "val", n: 2, layer: "l", source: "disk",
+    method, note: null, umap_pending: pending, columns,
+  });
+
+  it("a later reply with the colours keeps the UMAP map that came before it", () => {
+    const { model } = fakeModel();
+    const app = new App(model);
+    app.onMessage(pop("pca", true), [coords([0, 0, 1, 1])]); // the dots, UMAP running
+    app.onMessage({ type: "population_coords", model: "a", slice: "val", method: "umap", note: null, umap_pending: false }, [coords([5, 5, 6, 6])]);
+    const column = { key: "label", title: "True label", kind: "category", dtype: "uint8", categories: ["cat", "dog"] };
+    // built before the UMAP map landed: says PCA, pending
+    app.onMessage(pop("pca", true, [column]), [coords([0, 0, 1, 1]), new Uint8Array([0, 1])]);
+    const p = app.pops.get("a|val")!;
+    expect(p.method).toBe("umap");
+    expect(p.umapPending).toBe(false);
+    expect(Array.from(p.coords)).toEqual([5, 5, 6, 6]);
+    expect(p.columns.map((c) => c.key)).toEqual(["label"]);
+  });
+
+  it("a failed statistics request ends the pass's phase on the page", () => {
+    const { model } = fakeModel();
+    const app = new App(model);
+    app.onMessage({ type: "population_progress", model: "a", slice: "val", phase: "statistics", done: 5, total: 20 });
+    expect(app.popProgress.get("a|val")?.done).toBe(5);
+    app.onMessage({ type: "error", rid: 3, message: "ValueError: bad label", request: "stats" });
+    expect(app.popProgress.has("a|val")).toBe(false);
+  });
+});
+
 describe("request planner", () => {
   it("sends only request kinds of wire.ts, each with a fresh rid", () => {
     vi.stubGlobal("window", {});

@@ -408,11 +408,14 @@ def umap_2d(
     control: _Control | None = getattr(_current, "control", None)
     if worker and umap_worker.available():
         # off the kernel's GIL: numba's compiler in the kernel stalls every other thread
-        with _umap_phase("fit"):
-            def cancelled() -> bool:
-                return control is not None and control.event.is_set()
+        def cancelled() -> bool:
+            return control is not None and control.event.is_set()
 
-            return umap_worker.WORKER.fit(data, knn, params, cancelled)
+        try:
+            with _umap_phase("fit"):
+                return umap_worker.WORKER.fit(data, knn, params, cancelled)
+        except umap_worker.WorkerUnavailable:
+            pass  # no worker here: the fit runs in this thread
     _numba_cache_dir()
     _await_warm_up()
     return _fit_umap(data, knn, params)

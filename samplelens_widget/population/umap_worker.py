@@ -15,7 +15,11 @@ compiling in a thread, 65 ms without. So the fit runs in one worker process per 
   every 50 ms: a cancelled fit kills the worker (the next fit starts a new one). An error of
   the fit comes back as a ``RuntimeError`` with its text.
 - The interpreter's exit kills it (``shutdown.stop_at_exit``); should the kernel die without
-  an exit, the worker ends when it finds its stdin closed.
+  an exit, the worker ends when it finds its stdin closed. It runs in a session of its own: a
+  kernel interrupt (SIGINT to the kernel's process group) does not reach it.
+- A worker that cannot start, or dies before it ever answers (the package not importable by
+  ``sys.executable``, say), makes ``available()`` False with the reason (the end of its
+  stderr) in ``WORKER.broken``: fits then run in a thread, as before.
 
 Messages: an 8-byte little-endian length, then a pickle. ``available()``: POSIX (``select`` on
 the pipe) and ``SAMPLELENS_UMAP_WORKER`` not ``"0"``; elsewhere the fit runs in a thread as
@@ -26,10 +30,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import select
+import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import IO, Any
@@ -38,15 +45,25 @@ import numpy as np
 
 from samplelens_widget.population import shutdown
 
-__all__ = ["WORKER", "UmapWorker", "available"]
+__all__ = ["WORKER", "UmapWorker", "WorkerUnavailable", "available"]
 
 #: seconds between two looks at ``cancelled()`` while a fit runs in the worker
 POLL_S = 0.05
 
 
+class WorkerUnavailable(RuntimeError):
+    """The worker process could not be started or died before it ever answered (its text says
+    why): fits run in a thread from then on (``available()`` is False)."""
+
+
 def available() -> bool:
-    """Whether fits run in the worker process here (POSIX, not switched off)."""
-    return os.name == "posix" and os.environ.get("SAMPLELENS_UMAP_WORKER", "1") != "0"
+    """Whether fits run in the worker process here (POSIX, not switched off, and the worker
+    has not failed to start)."""
+    return (
+        os.name == "posix"
+        and os.environ.get("SAMPLELENS_UMAP_WORKER", "1") != "0"
+        and WORKER.broken is None
+    )
 
 
 def _send(stream: IO[bytes], obj: object) -> None:
@@ -79,6 +96,10 @@ class UmapWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._start_lock = threading.Lock()
         self._fit_lock = threading.Lock()  # one fit at a time
+        self._errors: IO[bytes] | None = None  # the worker's stderr (a temporary file)
+        self._answered = 0  # fits answered by any worker of this process
+        #: why the worker cannot run here (None: it can)
+        self.broken: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -96,13 +117,21 @@ class UmapWorker:
             if shutdown.exiting.is_set():
                 raise RuntimeError("the interpreter is exiting: no UMAP worker is started")
             _numba_cache_dir()  # in the environment the worker inherits
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "samplelens_widget.population.umap_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=dict(os.environ),
-            )
+            self._errors = tempfile.TemporaryFile()
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "samplelens_widget.population.umap_worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self._errors,
+                    env=dict(os.environ),
+                    # its own session: a kernel interrupt (SIGINT to the kernel's process
+                    # group) is not for the worker
+                    start_new_session=True,
+                )
+            except OSError as err:
+                self.broken = f"the UMAP worker could not be started: {err}"
+                raise WorkerUnavailable(self.broken) from err
             shutdown.stop_at_exit(self)
 
     def fit(
@@ -116,11 +145,18 @@ class UmapWorker:
         ``projection``) once ``cancelled()`` is true (the worker is killed)."""
         from samplelens_widget.population.projection import Cancelled
 
-        with self._fit_lock:
+        while not self._fit_lock.acquire(timeout=POLL_S):  # another widget's fit runs
+            if cancelled():
+                raise Cancelled
+        try:
+            if cancelled():
+                raise Cancelled
             self.start()
             proc = self._proc
             assert proc is not None and proc.stdin is not None and proc.stdout is not None
             try:
+                # the worker reads its stdin on a thread of its own, even while it compiles:
+                # this write does not wait for the compilation
                 _send(proc.stdin, ("fit", data, knn, params))
                 while True:
                     if cancelled():
@@ -129,19 +165,38 @@ class UmapWorker:
                     if ready:
                         break
                     if proc.poll() is not None:
-                        raise RuntimeError(
-                            f"the UMAP worker process ended (exit status {proc.returncode})"
-                        )
+                        raise self._ended(proc)
                 status, value = _recv(proc.stdout)
-            except (Cancelled, KeyboardInterrupt, EOFError, OSError, RuntimeError):
+            except BaseException as err:  # cancelled, the exit, a dead worker: none left behind
                 self.kill()
+                if cancelled() and not isinstance(err, Cancelled):
+                    raise Cancelled from None
+                if isinstance(err, (EOFError, OSError, ValueError)):
+                    raise self._ended(proc) from err
                 raise
-            except BaseException:  # an interruption at the exit, say: leave no worker behind
-                self.kill()
-                raise
+            self._answered += 1
+        finally:
+            self._fit_lock.release()
         if status == "error":
             raise RuntimeError(f"UMAP in the worker process: {value}")
         return np.ascontiguousarray(value, dtype=np.float32)
+
+    def _ended(self, proc: subprocess.Popen[bytes]) -> RuntimeError:
+        """The error of a worker that ended without an answer, with the end of its stderr;
+        one that never answered any fit makes the worker unavailable here."""
+        tail = ""
+        if self._errors is not None:
+            try:
+                self._errors.seek(0)
+                tail = self._errors.read().decode("utf-8", "replace").strip()[-600:]
+            except OSError:
+                pass
+        text = f"the UMAP worker process ended (exit status {proc.poll()})"
+        text += f": {tail}" if tail else ""
+        if self._answered == 0 and proc.poll() not in (None, -9):  # not killed by us
+            self.broken = text
+            return WorkerUnavailable(text)
+        return RuntimeError(text)
 
     def kill(self) -> None:
         """End the worker now (a fit in it is lost)."""
@@ -173,11 +228,28 @@ class UmapWorker:
 WORKER = UmapWorker()
 
 
+def _read_requests(stdin: IO[bytes], inbox: queue.Queue[Any]) -> None:
+    """The worker's reader thread: every request into ``inbox`` as it comes (the kernel's
+    write never waits for the compilation), then None when stdin closes."""
+    try:
+        while True:
+            inbox.put(_recv(stdin))
+    except (EOFError, OSError):
+        inbox.put(None)
+
+
 def main() -> None:
     """The worker: compile umap-learn's code with a small fit, then serve fits until stdin
     closes."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # a library's print must not land in the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupts are not for us
+    stdin = sys.stdin.buffer
+    # the replies go out on a copy of fd 1; fd 1 itself (and Python's stdout) become stderr,
+    # so that nothing a library prints, from Python or from C, lands in the pipe
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    inbox: queue.Queue[Any] = queue.Queue()
+    threading.Thread(target=_read_requests, args=(stdin, inbox), daemon=True).start()
     from samplelens_widget.population.projection import _fit_umap, umap_2d
 
     try:
@@ -186,10 +258,10 @@ def main() -> None:
     except Exception:  # a warm-up only: the real fit reports errors
         pass
     while True:
-        try:
-            _, data, knn, params = _recv(stdin)
-        except EOFError:
+        request = inbox.get()
+        if request is None:
             return
+        _, data, knn, params = request
         try:
             reply: tuple[str, Any] = ("ok", _fit_umap(data, knn, params))
         except Exception as exc:

@@ -29,7 +29,8 @@ def run(script: str, tmp_path) -> dict:
     path = tmp_path / "case.py"
     path.write_text(DATA + textwrap.dedent(script))
     out = subprocess.run(
-        [sys.executable, str(path)], capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=900, check=False,
+        start_new_session=True,  # its process group is its own (a case sends SIGINT to it)
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,3 +110,50 @@ def test_without_the_worker_the_fit_runs_in_a_thread_as_before(tmp_path):
         tmp_path,
     )
     assert found == {"method": "umap", "worker": None, "umap_here": True}
+
+
+def test_a_worker_that_cannot_start_leaves_the_fit_to_a_thread_and_says_why(tmp_path):
+    found = run(
+        """
+        import json, sys
+        from samplelens_widget.population import umap_worker
+        from samplelens_widget.population.projection import project_in_background
+
+        sys.executable = "/bin/false"  # a Python that cannot run the worker
+        got = project_in_background(x).wait(600)
+        print(json.dumps({"method": got.method, "note": got.note,
+                          "broken": umap_worker.WORKER.broken,
+                          "available": umap_worker.available(),
+                          "umap_here": "umap" in sys.modules}))
+        """,
+        tmp_path,
+    )
+    assert found["method"] == "umap" and found["note"] is None  # fitted here instead
+    assert found["umap_here"] and not found["available"]
+    assert "the UMAP worker process ended (exit status 1)" in found["broken"]
+
+
+def test_a_kernel_interrupt_does_not_reach_the_worker_and_eof_ends_it(tmp_path):
+    found = run(
+        """
+        import json, os, signal, time
+        from samplelens_widget.population import umap_worker
+        from samplelens_widget.population.projection import project_in_background
+
+        first = project_in_background(x).wait(600)
+        pid = umap_worker.WORKER.pid
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # this process survives its own SIGINT
+        os.killpg(os.getpgid(0), signal.SIGINT)  # what Jupyter's "interrupt kernel" sends
+        time.sleep(1.0)
+        alive = umap_worker.WORKER.pid == pid
+        again = project_in_background(x).wait(600)
+        same = umap_worker.WORKER.pid == pid
+        proc = umap_worker.WORKER._proc
+        proc.stdin.close()  # the kernel gone: the worker reads EOF and ends by itself
+        code = proc.wait(60)
+        print(json.dumps({"first": first.method, "alive": alive, "again": again.method,
+                          "same": same, "code": code}))
+        """,
+        tmp_path,
+    )
+    assert found == {"first": "umap", "alive": True, "again": "umap", "same": True, "code": 0}
