@@ -168,11 +168,17 @@ class UmapWorker:
                         raise self._ended(proc)
                 status, value = _recv(proc.stdout)
             except BaseException as err:  # cancelled, the exit, a dead worker: none left behind
+                ended = (
+                    self._ended(proc)
+                    if isinstance(err, (EOFError, OSError, ValueError))
+                    and not cancelled()
+                    else None
+                )
                 self.kill()
                 if cancelled() and not isinstance(err, Cancelled):
                     raise Cancelled from None
-                if isinstance(err, (EOFError, OSError, ValueError)):
-                    raise self._ended(proc) from err
+                if ended is not None:
+                    raise ended from err
                 raise
             self._answered += 1
         finally:
@@ -209,7 +215,8 @@ class UmapWorker:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (proc.stdin, proc.stdout):
+        errors, self._errors = self._errors, None
+        for stream in (proc.stdin, proc.stdout, errors):
             if stream is not None:
                 try:
                     stream.close()
