@@ -88,8 +88,7 @@ export class PopStatus {
         this.umapKey = pop.key;
         this.umapSince = performance.now();
       }
-      const s = Math.round((performance.now() - this.umapSince) / 1000);
-      rows.push(h("div", { class: "sl-pop-phase", "data-phase": "projection" }, h("span", { class: "sl-spinner" }), ` projection: UMAP ${s} s · the PCA preview meanwhile`));
+      rows.push(h("div", { class: "sl-pop-phase", "data-phase": "projection" }, h("span", { class: "sl-spinner" }), this.umapText()));
       if (!this.timer) this.timer = window.setInterval(() => this.tick(), 1000);
     } else {
       this.umapSince = 0;
@@ -106,7 +105,12 @@ export class PopStatus {
   private tick(): void {
     const el = this.phases.querySelector<HTMLElement>("[data-phase=projection]");
     if (!el || !this.umapSince) return;
+    el.lastChild!.textContent = this.umapText();
+  }
+
+  /** The projection phase's words: UMAP's seconds so far. */
+  private umapText(): string {
     const s = Math.round((performance.now() - this.umapSince) / 1000);
-    el.lastChild!.textContent = ` projection: UMAP ${s} s · the PCA preview meanwhile`;
+    return ` projection: UMAP ${s} s · the PCA preview meanwhile`;
   }
 }

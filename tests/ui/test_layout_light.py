@@ -162,6 +162,14 @@ def hover_readout(page):
     return r
 
 
+#: how many times the scatter's canvas has been drawn
+SCATTER_DRAWS = "() => Number(document.querySelector('[data-role=scatter]').dataset.draws || 0)"
+
+
+def wait_scatter_drawn(page):
+    wait_until(lambda: page.evaluate(SCATTER_DRAWS) > 0, page, 20, "the scatter drawn")
+
+
 @pytest.mark.parametrize("width", [720, 800, 1000, 1280, 1600])
 def test_fits_its_width_without_sideways_scrolling(light_page, demo, width):
     lens = make(demo)
@@ -184,15 +192,10 @@ def test_layout_follows_the_widget_not_the_window(light_page, demo):
     lens = make(demo)
     h = mount(light_page, lens, 1600)
     page = h.page
-    wait_until(
-        lambda: page.evaluate("() => Number(document.querySelector('[data-role=scatter]').dataset.draws || 0) > 0"),
-        page,
-        20,
-        "the scatter drawn",
-    )
+    wait_scatter_drawn(page)
     check_fits(page, 1600)
     gl0 = page.evaluate("() => { const c = document.querySelector('[data-role=scatter]'); return [c.width, c.height]; }")
-    draws = "() => Number(document.querySelector('[data-role=scatter]').dataset.draws || 0)"
+    draws = SCATTER_DRAWS
     for w in (800, 1000, 1280, 720, 1600, 900):  # each step changes the scatter's box
         d0 = page.evaluate(draws)
         set_width(page, w)  # the window stays as it is: only the widget's box changes
@@ -221,12 +224,7 @@ def test_lasso_and_slider_still_work_when_narrow(light_page, demo):
     lens = make(demo)
     h = mount(light_page, lens, 760)
     page = h.page
-    wait_until(
-        lambda: page.evaluate("() => Number(document.querySelector('[data-role=scatter]').dataset.draws || 0) > 0"),
-        page,
-        20,
-        "the scatter drawn",
-    )
+    wait_scatter_drawn(page)
     # box-select over the middle of the scatter: the selection reaches Python
     before = list(lens.selected)
     page.click("[data-mode=box]")
@@ -254,12 +252,7 @@ def test_screenshots(light_page, demo, width):
     lens.selected = list(range(40))
     h = mount(light_page, lens, width)
     page = h.page
-    wait_until(
-        lambda: page.evaluate("() => Number(document.querySelector('[data-role=scatter]').dataset.draws || 0) > 0"),
-        page,
-        20,
-        "the scatter drawn",
-    )
+    wait_scatter_drawn(page)
     settle(lens, h)
     page.wait_for_timeout(300)
     box = page.locator("[data-role=overlay]").bounding_box()
