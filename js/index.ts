@@ -98,6 +98,8 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): () => void
     unsubscribe();
     unwatchWidth();
     scatter.destroy();
+    list.destroy();
+    header.destroy();
   };
 }
 

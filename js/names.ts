@@ -44,6 +44,50 @@ export function layerReadout(depth: number, name: string, shape: readonly number
 }
 
 let ctx: CanvasRenderingContext2D | null | undefined;
+let ctxFont = "";
+/** Measured widths per font and text: a panel's update measures the same names again. */
+const widths = new Map<string, Map<string, number>>();
+
+type Box = { width: number; font: string };
+/** Content-box widths and fonts of the elements names are fitted to, kept by one
+ * ResizeObserver: a panel's update reads them without forcing a layout of the whole notebook
+ * page (reading clientWidth after a DOM change does). */
+const boxes = new WeakMap<Element, Box>();
+let observer: ResizeObserver | null | undefined;
+
+function measureBox(el: Element): Box {
+  if (typeof getComputedStyle !== "function") return { width: (el as HTMLElement).clientWidth || 0, font: "" };
+  const cs = getComputedStyle(el);
+  const pad = parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight) || 0;
+  return { width: ((el as HTMLElement).clientWidth || 0) - pad, font: cs.font || `${cs.fontSize} ${cs.fontFamily}` };
+}
+
+/** `el`'s content width (0 while not laid out) and font: measured once, then kept current. */
+export function boxOf(el: Element): Box {
+  const known = boxes.get(el);
+  if (known) return known;
+  const box = measureBox(el);
+  if (observer === undefined) {
+    observer =
+      typeof ResizeObserver === "function"
+        ? new ResizeObserver((entries) => {
+            for (const e of entries) {
+              if (e.target.isConnected) boxes.set(e.target, measureBox(e.target));
+              else {
+                // removed (a list row rebuilt): forget it, or the observer would keep it alive
+                observer?.unobserve(e.target);
+                boxes.delete(e.target);
+              }
+            }
+          })
+        : null;
+  }
+  if (observer && el.isConnected) {
+    boxes.set(el, box);
+    observer.observe(el);
+  }
+  return box;
+}
 
 /** A text measure in CSS pixels with `el`'s font (null without a canvas, e.g. in tests). */
 export function measureWith(el: Element): ((s: string) => number) | null {
@@ -55,12 +99,28 @@ export function measureWith(el: Element): ((s: string) => number) | null {
     }
   }
   if (!ctx) return null;
-  const cs = getComputedStyle(el);
-  const font = cs.font || `${cs.fontSize} ${cs.fontFamily}`;
+  const font = boxOf(el).font;
   const c = ctx;
+  let known = widths.get(font);
+  if (!known) {
+    if (widths.size >= 16) widths.clear();
+    known = new Map();
+    widths.set(font, known);
+  }
+  const cache = known;
   return (s: string) => {
-    c.font = font;
-    return c.measureText(s).width;
+    let w = cache.get(s);
+    if (w === undefined) {
+      // setting a context's font parses it: only when another font was set since
+      if (ctxFont !== font) {
+        c.font = font;
+        ctxFont = font;
+      }
+      w = c.measureText(s).width;
+      if (cache.size >= 4096) cache.clear();
+      cache.set(s, w);
+    }
+    return w;
   };
 }
 
@@ -72,9 +132,7 @@ export function fitter(
   el: HTMLElement,
   { reserve = 0, fallback = 24, font = el }: { reserve?: number; fallback?: number; font?: Element } = {},
 ): (text: string, compose?: (s: string) => string) => string {
-  const cs = typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
-  const pad = cs ? parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight) || 0 : 0;
-  const width = el.clientWidth - pad - reserve;
+  const width = boxOf(el).width - reserve;
   const measure = width > 0 ? measureWith(font) : null;
   const chars = (s: string) => Array.from(s).length;
   return (text, compose = (s) => s) =>

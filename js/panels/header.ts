@@ -2,6 +2,9 @@
 import type { App } from "../app";
 import { h, setOptions, stopKeys } from "../dom";
 
+/** The status shows "kernel working…" with a spinner once a wait lasts this long. */
+export const BUSY_AFTER_MS = 250;
+
 export class Header {
   el: HTMLElement;
   banner: HTMLElement;
@@ -11,6 +14,10 @@ export class Header {
   private compareSel = h("select", { class: "sl-select", title: "Compare with", "data-role": "compare-model" });
   private modelWrap: HTMLElement;
   private status = h("span", { class: "sl-status", "data-role": "status" });
+
+  private shown: "ready" | "busy" | "gone" | "" = "";
+  private busyTimer = 0;
+  private bannerSig = "";
 
   constructor(private app: App) {
     this.modelWrap = h(
@@ -41,6 +48,21 @@ export class Header {
     this.compareSel.addEventListener("change", setCompare);
   }
 
+  private showStatus(state: "ready" | "busy" | "gone"): void {
+    if (state === this.shown) return;
+    this.shown = state;
+    this.status.className = state === "gone" ? "sl-status sl-gone" : state === "busy" ? "sl-status sl-busy" : "sl-status";
+    this.status.replaceChildren(
+      state === "busy" ? h("span", { class: "sl-spinner", "aria-label": "working" }) : h("span", { class: "sl-dot" }),
+      state === "gone" ? "no kernel" : state === "busy" ? "kernel working…" : "ready",
+    );
+  }
+
+  destroy(): void {
+    window.clearTimeout(this.busyTimer);
+    this.busyTimer = 0;
+  }
+
   update(): void {
     const app = this.app;
     const info = app.info;
@@ -62,12 +84,23 @@ export class Header {
     }
     const gone = app.disconnected;
     const busy = !gone && app.waiting();
-    this.status.className = gone ? "sl-status sl-gone" : busy ? "sl-status sl-busy" : "sl-status";
-    this.status.replaceChildren(
-      busy ? h("span", { class: "sl-spinner", "aria-label": "working" }) : h("span", { class: "sl-dot" }),
-      gone ? "no kernel" : busy ? "kernel working…" : "ready",
-    );
     this.el.dataset.busy = busy ? "1" : "0";
+    if (!busy) {
+      window.clearTimeout(this.busyTimer);
+      this.busyTimer = 0;
+      this.showStatus(gone ? "gone" : "ready");
+    } else if (this.shown !== "busy" && !this.busyTimer) {
+      // a wait shorter than BUSY_AFTER_MS (most clicks) shows no spinner: no flicker, and no
+      // animation repainting the page while the kernel computes the answer
+      this.busyTimer = window.setTimeout(() => {
+        this.busyTimer = 0;
+        if (this.el.dataset.busy === "1") this.showStatus("busy");
+      }, BUSY_AFTER_MS);
+    }
+    const last = app.errors[app.errors.length - 1];
+    const bannerSig = `${gone}|${last ? `${last.id}|${last.text}` : ""}`;
+    if (bannerSig === this.bannerSig) return;
+    this.bannerSig = bannerSig;
     const notice = gone
       ? [
           h(

@@ -46,6 +46,12 @@ export class SampleList {
     "data-role": "similar-k",
   }) as HTMLInputElement;
   private sig = "";
+  private viewed: number | null = null;
+  private scrollFrame = 0;
+  /** The label column's width, kept by a ResizeObserver (reading clientWidth at every update
+   * forced a layout of the whole notebook page). */
+  private headW: number | null = null;
+  private headObserver: ResizeObserver | null = null;
   private scrolledJump = "";
   private fits = new Map<string, string>();
   private fitKey = "";
@@ -167,6 +173,28 @@ export class SampleList {
     };
   }
 
+  private headWidth(): number {
+    if (this.headW === null || this.headObserver === null) {
+      this.headW = this.trueHead.clientWidth;
+      if (this.headObserver === null && typeof ResizeObserver === "function") {
+        this.headObserver = new ResizeObserver(() => {
+          const w = this.trueHead.clientWidth;
+          if (w !== this.headW) {
+            this.headW = w;
+            this.update(); // the names refit to the new width
+          }
+        });
+        this.headObserver.observe(this.trueHead);
+      }
+    }
+    return this.headW;
+  }
+
+  destroy(): void {
+    this.headObserver?.disconnect();
+    this.headObserver = null;
+  }
+
   update(): void {
     const app = this.app;
     const sel = app.get("selected");
@@ -195,9 +223,21 @@ export class SampleList {
     }
 
     const rowsReady = ids.map((id) => (app.rows.has(app.rowKey(id)) ? 1 : 0)).join("");
-    const sig = `${app.get("model_name")}|${slice}|${viewed}|${app.listPage}|${ids.join(",")}|${rowsReady}|${sim ? sim.ids.join(",") : ""}|${this.trueHead.clientWidth}`;
-    if (sig === this.sig) return;
+    const sig = `${app.get("model_name")}|${slice}|${app.listPage}|${ids.join(",")}|${rowsReady}|${sim ? sim.ids.join(",") : ""}|${this.headWidth()}`;
+    if (sig === this.sig) {
+      // the same rows: a click on another sample only moves the highlight (no rebuild, no
+      // text measures; the click's analysis request is not kept waiting behind them)
+      if (viewed !== this.viewed) {
+        this.viewed = viewed;
+        for (const r of this.body.querySelectorAll(".sl-row.sl-active")) r.classList.remove("sl-active");
+        const row = viewed === null ? null : this.body.querySelector(`.sl-row[data-id="${viewed}"]`);
+        row?.classList.add("sl-active");
+        this.scroll(sim ? `${app.jumpTo}|${sim.ids.join(",")}` : "");
+      }
+      return;
+    }
     this.sig = sig;
+    this.viewed = viewed;
     const frag = document.createDocumentFragment();
     const fit = this.fitter();
     for (const id of ids) frag.append(this.row(id, viewed, sim, fit));
@@ -286,13 +326,20 @@ export class SampleList {
       }
     }
     if (app.jumpTo !== null) return; // the added rows stay in view until the user moves on
-    const active = view.querySelector(".sl-active") as HTMLElement | null;
-    if (active) {
+    // on the next frame, when its layout is done anyway: reading offsetTop now would lay the
+    // notebook page out once more before the click's request goes
+    if (this.scrollFrame) return;
+    const later = typeof requestAnimationFrame === "function" ? requestAnimationFrame : (f: () => void) => f();
+    this.scrollFrame = 1;
+    later(() => {
+      this.scrollFrame = 0;
+      const active = view.querySelector(".sl-active") as HTMLElement | null;
+      if (!active) return;
       const top = active.offsetTop;
       if (top < view.scrollTop || top + active.offsetHeight > view.scrollTop + view.clientHeight) {
         view.scrollTop = Math.max(0, top - view.clientHeight / 2);
       }
-    }
+    });
   }
 
   private updateNote(): void {

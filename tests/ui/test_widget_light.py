@@ -7,12 +7,13 @@ JupyterLab with the demo model are in test_widget_lab.py.
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from harness import screenshot
+from harness import screenshot, wait_until
 from widget_helpers import ROOT, canvas, fakes, pixels, set_slider, settle, wait_canvas
 
 from samplelens_widget import SampleLens
@@ -195,6 +196,55 @@ def test_clicking_a_row_views_that_sample(light_page, data):
     pred = int(lens.result.predictions[0])
     assert page.inner_text("[data-role=pred-label]") == NAMES[pred]
     assert page.inner_text("[data-role=badge]") == ("correct" if pred == y else "incorrect")
+
+
+def test_a_click_moves_the_highlight_and_only_a_long_wait_shows_the_spinner(
+    light_page, data, request
+):
+    """A click on a row re-marks the rows it has (no rebuild: the click's request is not kept
+    waiting behind it); the status says "kernel working…" only once the answer takes longer than
+    the spinner's delay, and "ready" again after it."""
+    lens = make(data, selected=list(range(12)))
+    h = mount(light_page, lens)
+    page = h.page
+    gate, inside = threading.Event(), threading.Event()
+
+    def slow(_module, args):  # the click's analysis (one sample) waits for the gate
+        if args[0].shape[0] == 1:
+            inside.set()
+            gate.wait(20)
+
+    hook = lens._session.models[lens.model_name].register_forward_pre_hook(slow)
+    request.addfinalizer(hook.remove)
+    request.addfinalizer(gate.set)
+    at_click = page.evaluate(
+        """() => {
+        document.querySelectorAll('[data-role=rows] .sl-row').forEach((r) => { r.__kept = true; });
+        document.querySelector("[data-role=rows] .sl-row[data-id='5']").click();
+        return [document.querySelector('[data-role=status]').innerText,
+                document.querySelector('.sl-header').dataset.busy]; }"""
+    )
+    assert at_click == ["ready", "1"]  # waiting, but no spinner flashed at once
+    wait_until(inside.is_set, page, 10, "the click's analysis")
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=status]').innerText === 'kernel working…'",
+        timeout=5000,
+    )
+    assert page.locator("[data-role=status] .sl-spinner").count() == 1
+    rows = page.evaluate(
+        "() => [...document.querySelectorAll('[data-role=rows] .sl-row')].map((r) =>"
+        " [r.dataset.id, !!r.__kept, r.classList.contains('sl-active')])"
+    )
+    assert [r[0] for r in rows] == [str(i) for i in range(12)]
+    assert all(kept for _, kept, _ in rows)  # the same elements: re-marked, not rebuilt
+    assert [i for i, _, active in rows if active] == ["5"]
+    gate.set()
+    settle(lens, h)
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=status]').innerText === 'ready'", timeout=10000
+    )
+    assert page.locator("[data-role=status] .sl-spinner").count() == 0
+    assert lens.viewed == 5
 
 
 def test_bad_sample_id_shows_an_error_and_the_widget_keeps_working(light_page, data):
