@@ -8,7 +8,9 @@ Speed (one sample, every depth, ``steps`` steps): the demo model (64x64) and the
 model of ``benchmarks/resnet.py`` (random weights, 224x224); *images* is how many perturbed images
 went through the model, *floor* the time of a plain ``no_grad`` forward of that many images in
 batches of the same size (the model's own cost), and the sanity check's time (the model's children
-re-initialised one at a time, one ``explain`` each).
+re-initialised one at a time, one ``explain`` each). Each model twice: ``precision="float32"``
+and ``"bfloat16"`` (autocast, channels-last), with the largest change of a depth's
+insertion - deletion against float32.
 
 Quality (the demo's validation split, the first ``--n`` samples, explaining each sample's true
 class): per algorithm and depth band (the shallow, middle and deep thirds of the depths), the mean
@@ -41,7 +43,7 @@ from resnet import resnet18  # noqa: E402
 
 from samplelens_widget import CamEngine  # noqa: E402
 from samplelens_widget.cam import ALGORITHMS  # noqa: E402
-from samplelens_widget.cam.faithfulness import check_batch_size  # noqa: E402
+from samplelens_widget.cam.faithfulness import PRECISIONS, check_batch_size  # noqa: E402
 from samplelens_widget.cam.sanity import cascade  # noqa: E402
 from samplelens_widget.demo import load_demo  # noqa: E402
 
@@ -55,16 +57,22 @@ def timed(fn, reps):
     return statistics.median(times), out
 
 
-def floor(model, x, images, batch):
-    """Seconds of a plain no_grad forward of ``images`` copies of ``x`` in batches."""
+def floor(model, x, images, batch, precision="float32"):
+    """Seconds of a plain no_grad forward of ``images`` copies of ``x`` in batches (in
+    bfloat16: channels-last under autocast, as faithfulness runs them)."""
     with torch.no_grad():
         t = time.perf_counter()
         for s in range(0, images, batch):
-            model(x.expand(min(batch, images - s), *x.shape[1:]).contiguous())
+            xb = x.expand(min(batch, images - s), *x.shape[1:]).contiguous()
+            if precision == "bfloat16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    model(xb.contiguous(memory_format=torch.channels_last))
+            else:
+                model(xb)
         return time.perf_counter() - t
 
 
-def speed(steps, reps):
+def speed(steps, reps, precisions=PRECISIONS):
     model, data, _ = load_demo()
     x_demo = data["val"].images[:1]
     torch.manual_seed(0)
@@ -76,14 +84,20 @@ def speed(steps, reps):
         engine = CamEngine(m)
         engine.explain(x)  # warm up
         t_explain, _ = timed(lambda e=engine, x=x: e.explain(x), r)
-        t_f, f = timed(lambda e=engine, x=x: e.faithfulness(x, steps=steps), r)
-        t_floor = floor(m, x, f.images, check_batch_size(None, engine.device))
         t_s, san = timed(lambda e=engine, x=x: e.sanity_check(x), r)
-        rows.append({"model": name, "depths": len(f.depths), "steps": steps,
-                     "images": f.images, "faithfulness_s": t_f, "floor_s": t_floor,
-                     "explain_s": t_explain, "sanity_s": t_s, "stages": len(san),
-                     "final_rho": san[-1][1]})
-        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+        exact = None
+        for precision in precisions:
+            t_f, f = timed(lambda e=engine, x=x, p=precision: e.faithfulness(
+                x, steps=steps, precision=p), r)
+            exact = f if exact is None else exact
+            batch = check_batch_size(None, engine.device, precision)
+            t_floor = floor(m, x, f.images, batch, precision)
+            rows.append({"model": name, "precision": precision, "depths": len(f.depths),
+                         "steps": steps, "images": f.images, "faithfulness_s": t_f,
+                         "floor_s": t_floor, "explain_s": t_explain, "sanity_s": t_s,
+                         "stages": len(san), "final_rho": san[-1][1],
+                         "max_score_change": float(np.abs(f.score - exact.score).max())})
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -178,13 +192,15 @@ def main() -> None:
         result["speed"] = rows
         print(f"\nOne sample, every depth, {args.steps} steps; medians of {args.reps} runs "
               f"(ResNet: {max(1, args.reps // 2)}); {env}\n")
-        print("| model | depths | images | faithfulness s | floor s (model alone) | "
-              "explain s | sanity check s (stages) |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| model | precision | depths | images | faithfulness s | floor s (model alone) "
+              "| max change of insertion - deletion vs float32 | explain s "
+              "| sanity check s (stages) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['model']} | {r['depths']} | {r['images']} | {r['faithfulness_s']:.2f} "
-                  f"| {r['floor_s']:.2f} | {r['explain_s']:.3f} | {r['sanity_s']:.2f} "
-                  f"({r['stages']}) |")
+            print(f"| {r['model']} | {r['precision']} | {r['depths']} | {r['images']} "
+                  f"| {r['faithfulness_s']:.2f} | {r['floor_s']:.2f} "
+                  f"| {r['max_score_change']:.4f} | {r['explain_s']:.3f} "
+                  f"| {r['sanity_s']:.2f} ({r['stages']}) |")
         fp = first_points(args.reps)
         result["trust_view"] = fp
         print(f"\nTrust view, demo sample, through the widget's handler (median of {fp['reps']}): "

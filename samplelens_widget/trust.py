@@ -259,6 +259,7 @@ def faithfulness_of(
     batch_size: int | None = None,
     draws: int = 3,
     seed: int = 0,
+    precision: str = "float32",
 ) -> Faithfulness:
     """``CamEngine.faithfulness`` of ``key``'s sample, target, algorithm and connection, under
     the session's model lock."""
@@ -266,7 +267,7 @@ def faithfulness_of(
         sub = subject(session, key, with_result=False)
         return sub.engine.faithfulness(
             sub.inputs, sub.target, key.algorithm, key.connection, depths, steps, baseline,
-            batch_size=batch_size, draws=draws, seed=seed,
+            batch_size=batch_size, draws=draws, seed=seed, precision=precision,
         )
 
 

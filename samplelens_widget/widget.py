@@ -620,17 +620,19 @@ a kernel's shutdown or restart) stops them too, before the ``atexit`` handlers r
         batch_size: int | None = None,
         draws: int = 3,
         seed: int = 0,
+        precision: str = "float32",
     ) -> Faithfulness:
         """Deletion and insertion of the maps of the viewed sample (``sample=``: another id of
         the slice) for the current label, contrast, algorithm and connection (each may be
         given instead), at ``depths`` (``None``: all): ``CamEngine.faithfulness``'s
         ``Faithfulness`` (``.depths``, ``.deletion``, ``.insertion``, ``.baselines``,
-        ``.summary()``), what the Trust view plots. ``steps``: 2 .. the input's pixels."""
+        ``.summary()``), what the Trust view plots. ``steps``: 2 .. the input's pixels;
+        ``precision``: ``"float32"`` or ``"bfloat16"`` (faster where the hardware has it)."""
         self._check_open("faithfulness")
         key = self._trust_key("faithfulness", sample, label, contrast, algorithm, connection)
         return faithfulness_of(
             self._session, key, depths, steps, baseline, batch_size=batch_size, draws=draws,
-            seed=seed,
+            seed=seed, precision=precision,
         )
 
     def sanity_check(

@@ -186,6 +186,7 @@ class CamEngine:
         batch_size: int | None = None,
         draws: int = 3,
         seed: int = 0,
+        precision: str = "float32",
     ) -> Faithfulness:
         """Deletion and insertion AUC of each depth's heatmap (``depths``: one, several or
         ``None``, all), and of a random and an edge map to beat: a ``Faithfulness``.
@@ -199,12 +200,15 @@ class CamEngine:
         the sample), a number, ``(C,)``, ``(C, H, W)`` or ``(N, C, H, W)``. ``random`` is the
         mean of ``draws`` draws seeded by ``seed``; ``edges`` the input's Sobel magnitude.
         Every perturbed image goes through the model in batches of ``batch_size`` (``None``: 32
-        on a CPU, 256 on an accelerator) under ``torch.no_grad`` in eval mode (restored). See
-        ``samplelens_widget.cam.faithfulness``.
+        on a CPU, 256 on an accelerator) under ``torch.no_grad`` in eval mode (restored).
+        ``precision``: ``"float32"`` (the model as it is) or ``"bfloat16"`` (those forwards
+        under ``torch.autocast``: about 3x faster on CPUs with AMX or AVX-512 BF16 and on
+        recent GPUs, scores within about 1e-3; the maps are always computed in the model's
+        own precision). See ``samplelens_widget.cam.faithfulness``.
         """
         return faith.faithfulness(
             self, inputs, target, algorithm, connection, depths, steps, baseline,
-            batch_size=batch_size, draws=draws, seed=seed,
+            batch_size=batch_size, draws=draws, seed=seed, precision=precision,
         )
 
     def sanity_check(

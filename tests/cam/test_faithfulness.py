@@ -371,3 +371,92 @@ def test_bad_arguments_say_what_is_allowed():
     for b in (torch.full((3,), 0.5), np.full((3, 4, 4), 0.5), torch.full((2, 3, 4, 4), 0.5)):
         np.testing.assert_allclose(engine.faithfulness(x, baseline=b, depths=[1],
                                                        steps=2).deletion, ref)
+
+
+def test_steps_where_maps_change_the_same_pixels_share_their_images():
+    """A step's deletion and insertion images depend only on the sample and the pixels changed:
+    maps (depths, baselines) that agree on their top pixels at a step share that step's images.
+    The count is checked against the distinct pixel sets found here with numpy, and against the
+    rows the model saw."""
+    model = seeded(TinyResNet)
+    x = torch.randn(2, 3, 16, 16)
+    steps, draws = 5, 2
+    engine = CamEngine(model)
+    res = engine.explain(x, algorithm="layercam")
+    rows = []
+    hook = model.register_forward_pre_hook(
+        lambda _m, args: rows.append(args[0].shape[0]) if not torch.is_grad_enabled() else None
+    )
+    try:
+        f = engine.faithfulness(x, algorithm="layercam", steps=steps, draws=draws)
+    finally:
+        hook.remove()
+    pixels = 16 * 16
+    counts = [math.floor(i * pixels / steps + 0.5) for i in range(steps + 1)]
+    gen = torch.Generator().manual_seed(0)  # the documented seeded draws (seed=0)
+    rand = [torch.rand((2, 16, 16), generator=gen) for _ in range(draws)]
+    sets = set()
+    per_map = 0
+    for i in range(2):
+        maps = [res.heatmap(d)[i] for d in res.depths]
+        maps += [r[i].numpy() for r in rand] + [sobel_magnitude(x[i].numpy())]
+        per_map += len(maps)
+        for m in maps:
+            order = np.argsort(-m.reshape(-1), kind="stable")
+            for c in counts[1:-1]:
+                sets.add((i, c, np.sort(order[:c]).tobytes()))
+    assert f.images == 2 * 2 + 2 * len(sets) == sum(rows)
+    assert len(sets) < per_map * (steps - 1)  # some steps were shared
+    # (the values stay each map's own: test_matches_a_per_step_loop_at_every_depth)
+
+
+def test_bfloat16_scores_stay_close_to_float32_on_a_trained_model():
+    """precision="bfloat16" runs the perturbed images under autocast (channels-last): the demo's
+    trained model scores every depth within 0.02 of float32, from the same images, and is left
+    as it was (weights, memory format, modes, no hooks)."""
+    from samplelens_widget.demo import load_demo
+
+    model, data, _ = load_demo()
+    x = data["val"].images[:2]
+    before = snapshot(model)
+    engine = CamEngine(model)
+    exact = engine.faithfulness(x, steps=8)
+    fast = engine.faithfulness(x, steps=8, precision="bfloat16")
+    assert fast.images == exact.images and fast.depths == exact.depths
+    assert np.abs(fast.score - exact.score).max() <= 0.02
+    for name in ("random", "edges"):
+        assert np.abs(fast.baseline_score(name) - exact.baseline_score(name)).max() <= 0.02
+    assert (fast.score != exact.score).any()  # it did run in another precision
+    assert_untouched(model, before)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+class FlatView(nn.Module):
+    """Reads its input with .view, which a channels-last tensor refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(3 * 8 * 8, 3)
+
+    def forward(self, x):
+        flat = x.view(x.shape[0], -1)
+        return self.head(flat) + self.conv(x).mean(dim=(1, 2, 3))[:, None]
+
+
+def test_bfloat16_falls_back_to_contiguous_images_for_a_model_that_needs_them():
+    model = seeded(FlatView)
+    x = torch.randn(2, 3, 8, 8)
+    engine = CamEngine(model)
+    exact = engine.faithfulness(x, steps=4)
+    fast = engine.faithfulness(x, steps=4, precision="bfloat16")
+    assert np.abs(fast.score - exact.score).max() <= 0.02
+
+
+@pytest.mark.parametrize("bad", ["fp16", "float64", None, 16, "BFLOAT16"])
+def test_an_unknown_precision_is_refused(bad):
+    model = seeded(TinyResNet)
+    allowed = r"precision: .* is not allowed; allowed: \['float32', 'bfloat16'\]"
+    with pytest.raises(ValueError, match=allowed):
+        CamEngine(model).faithfulness(torch.randn(3, 16, 16), steps=3, precision=bad)

@@ -228,6 +228,7 @@ def test_lens_faithfulness_and_sanity_check_are_the_engines(demo):
         got = lens.faithfulness(steps=STEPS)
         other = lens.faithfulness(sample=7, label=2, algorithm="layercam", depths=[3, 4],
                                   steps=STEPS)
+        fast = lens.faithfulness(steps=STEPS, precision="bfloat16")
         rhos = lens.sanity_check()
         rhos_at = lens.sanity_check(sample=7, depth=4, stages=["fc", "layer3"])
         lens.depth = int(lens.result.depths[2])
@@ -240,6 +241,9 @@ def test_lens_faithfulness_and_sanity_check_are_the_engines(demo):
     np.testing.assert_allclose(got.deletion, want.deletion, atol=1e-6)
     np.testing.assert_allclose(got.insertion, want.insertion, atol=1e-6)
     assert got.summary() == want.summary()
+    want_fast = eng.faithfulness(val[5][0], None, algorithm="gradcam", steps=STEPS,
+                                 precision="bfloat16")
+    np.testing.assert_allclose(fast.score, want_fast.score, atol=1e-6)
     want2 = eng.faithfulness(val[7][0], Class(2), algorithm="layercam", depths=[3, 4],
                              steps=STEPS)
     assert other.depths == [3, 4]
@@ -271,6 +275,8 @@ class NoCopy(TinyNet):
         (lambda lens: lens.faithfulness(label=77), r"label: 77"),
         (lambda lens: lens.faithfulness(algorithm="magic"), r"algorithm: 'magic' is not one of"),
         (lambda lens: lens.faithfulness(connection=3), r"connection: 3 is not an input"),
+        (lambda lens: lens.faithfulness(precision="half"),
+         r"precision: 'half' is not allowed; allowed: \['float32', 'bfloat16'\]"),
         (lambda lens: lens.sanity_check(depth=99), r"depth: 99 is not a depth"),
         (lambda lens: lens.sanity_check(depth="deep"), r"depth: 'deep' is not allowed"),
         (lambda lens: lens.sanity_check(stages=["nowhere"]), r"stages: 'nowhere' is not a module"),
