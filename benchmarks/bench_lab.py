@@ -1,6 +1,6 @@
 """The widget in real JupyterLab: clicks to maps on screen, through the kernel's websocket.
 
-    python benchmarks/bench_lab.py [--repeats 2]
+    python benchmarks/bench_lab.py [--repeats 2] [--first-minute-runs 1]
 
 Starts JupyterLab on 127.0.0.1 (tests/ui/harness.py), opens a notebook that shows the demo
 widget with its misclassified validation samples in the list, and times in Chromium, from the
@@ -9,6 +9,9 @@ click to the canvases drawn (the next animation frame):
 - a correct sample -> its overlay;
 - a wrong sample -> its three error maps (predicted, true, loss), nothing cached: the kernel's
   analyses and the page's maps are cleared before each click.
+
+Then the first minute (``run_first_minute``), ``--first-minute-runs`` times, each a new kernel
+on empty caches; its rows pool the clicks of every run and print each run's median too.
 
 Prints a table and writes benchmarks/results/bench_lab.json. The light-page numbers of
 bench_widget.py include that harness's 100 ms polling of background replies; these do not.
@@ -164,6 +167,9 @@ def run(page, server, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--first-minute-runs", type=int, default=1,
+                    help="first-minute scenarios, each a new kernel on empty caches; the rows "
+                         "pool their clicks (this shared 2-core machine varies run to run)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -176,8 +182,13 @@ def main() -> None:
         page = browser.new_context(viewport=harness.VIEWPORT).new_page()
         r = run(page, server, args.repeats)
         harness.shutdown_kernel(page)
-        page = browser.new_context(viewport=harness.VIEWPORT).new_page()
-        first = run_first_minute(page, server, tempfile.mkdtemp(prefix="bench-lab-cache-"))
+        runs = []
+        for _ in range(max(1, args.first_minute_runs)):
+            page = browser.new_context(viewport=harness.VIEWPORT).new_page()
+            runs.append(run_first_minute(page, server, tempfile.mkdtemp(prefix="bench-lab-cache-")))
+            page.context.close()
+        first = {k: [v for run in runs for v in (run[k] if isinstance(run[k], list) else [run[k]])]
+                 for k in runs[0]}
     finally:
         browser.close()
         pw.stop()
@@ -190,17 +201,21 @@ def main() -> None:
     ]
     rows += [
         ("first minute: cell run -> widget on screen (warm kernel, empty caches), ms",
-         [first["widget_appears_ms"]], "<= 4000"),
+         first["widget_appears_ms"], "<= 4000"),
         ("first minute: click -> overlay while the feature pass runs (UMAP on), median ms",
          first["click_during_pass_ms"], "<= 500"),
         ("first minute: click -> overlay after the passes and UMAP, median ms",
          first["click_after_ms"], "<= 300"),
         ("re-run on the warm feature cache: cell run -> scatter on screen, ms",
-         [first["warm_scatter_ms"]], "<= 2000"),
+         first["warm_scatter_ms"], "<= 2000"),
     ]
     r["first_minute"] = first
     w = max(len(name) for name, _, _ in rows)
-    print(f"JupyterLab {harness_lab_version()}, {len(r['wrong'])} wrong samples x {args.repeats}")
+    print(f"JupyterLab {harness_lab_version()}, {len(r['wrong'])} wrong samples x {args.repeats}, "
+          f"first minute x {len(runs)}")
+    if len(runs) > 1:
+        for key in ("click_during_pass_ms", "click_after_ms"):
+            print(f"  {key} median per run: {[round(med(run[key])) for run in runs]}")
     print(f"{'measure':<{w}}  {'value':>16}  target")
     for name, xs, target in rows:
         print(f"{name:<{w}}  {f'{med(xs):.0f} (p90 {p90(xs):.0f})':>16}  {target}")

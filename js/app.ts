@@ -28,6 +28,8 @@ export interface ErrorKeys {
 
 /** The request kinds that change the selection (their errors clear when it changes). */
 const SELECTION_KINDS = new Set(["add", "pick", "select_all", "select_ids"]);
+/** A new viewed sample reaches the kernel at the latest this long after the click. */
+export const VIEWED_SAVE_MAX_MS = 1000;
 
 export class App extends State {
   readonly model: AnyModel;
@@ -62,11 +64,21 @@ export class App extends State {
   get<K extends keyof Traits>(name: K): Traits[K] {
     return this.model.get(name);
   }
-  /** Set a trait locally and (unless told otherwise) send it to the kernel now. */
+  /** Set a trait locally and (unless told otherwise) send it to the kernel now. A new viewed
+   * sample whose analysis the page has just asked for is sent once that analysis is drawn
+   * (or after VIEWED_SAVE_MAX_MS): the trait's message, the kernel's echo and two status
+   * changes then no longer reach the page before the overlay. */
   setTrait<K extends keyof Traits>(name: K, value: Traits[K], save = true): void {
     this.model.set(name, value);
-    if (save) this.save();
+    if (!save) return;
+    const key = name === "viewed" && !this.disconnected ? this.currentKey() : null;
+    if (key && !this.analyses.has(keyString(key)) && !this.failed.has(keyString(key))) {
+      if (!this.viewedTimer) this.viewedTimer = setTimeout(() => this.save(), VIEWED_SAVE_MAX_MS) as unknown as number;
+      return;
+    }
+    this.save();
   }
+  private viewedTimer = 0;
   labelName(i: number | null | undefined): string {
     if (i === null || i === undefined || i < 0) return "—";
     return this.info.label_names[i] ?? `class ${i}`;
@@ -444,6 +456,8 @@ export class App extends State {
   }
   /** Send the changed traits to the kernel; without a kernel they stay on the page. */
   save(): void {
+    clearTimeout(this.viewedTimer);
+    this.viewedTimer = 0;
     if (this.disconnected) return;
     try {
       this.model.save_changes();
@@ -509,5 +523,7 @@ export class App extends State {
     if (reason === "viewed" || reason === "selected") this.followViewed();
     if (reason !== "depth") this.ensure();
     this.bus.emit(reason);
+    // the viewed sample's overlay is drawn (or its error shown): now its trait goes
+    if (this.viewedTimer && (reason === "analysis" || reason === "error")) setTimeout(() => this.save(), 0);
   }
 }

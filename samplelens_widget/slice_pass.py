@@ -45,6 +45,8 @@ Progress = Callable[[int, int], Any]
 Key = tuple[str, str]
 #: seconds ``early_features`` waits for a running pass to find its features' plan
 PLAN_WAIT_S = 30.0
+#: seconds of one batch of the slice pass under the model lock (model_lock.BatchClock)
+PASS_BATCH_S = 0.08
 
 
 class FeatureSource(Protocol):
@@ -175,7 +177,9 @@ class SlicePass:
         pooled: list[np.ndarray] = []
         size = s.slice_batch_size if self.source is None else self.source.chunk
         self._report(key, progress, 0, n)
-        clock = BatchClock(size)  # batches of ~0.15 s under the lock, up to `size` items
+        # batches of ~PASS_BATCH_S under the lock, up to `size` items: a click's analysis
+        # waits for the one running at most
+        clock = BatchClock(size, target=PASS_BATCH_S)
         start = 0
         while start < n:
             if self.stop_check is not None:

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { App } from "../app";
+import { App, VIEWED_SAVE_MAX_MS } from "../app";
 import type { AnyModel, Traits } from "../model";
 import { type AnalysisKey, keyString } from "../protocol";
 import { decoders } from "../replies";
@@ -359,5 +359,55 @@ describe("error maps", () => {
       "a|val|7|gradcam|1|0",
       "a|val|7|gradcam|0|0",
     ]);
+  });
+});
+
+describe("a new viewed sample reaches the kernel", () => {
+  function counting() {
+    const made = fakeModel({ compare: null, grid: false });
+    let saves = 0;
+    made.model.save_changes = () => {
+      saves += 1;
+    };
+    return { ...made, saves: () => saves };
+  }
+
+  it("after its analysis arrived, not before: the overlay's reply does not queue behind it", () => {
+    vi.useFakeTimers();
+    try {
+      const { model, sent, saves } = counting();
+      const app = new App(model);
+      app.setTrait("viewed", 12);
+      app.emit("viewed"); // what the model's change event does (index.ts)
+      const asked = sent.map((s) => s.content).filter((c) => c.type === "analyze");
+      expect(asked.length).toBe(1); // the analysis is asked for at once
+      expect(saves()).toBe(0); // the trait waits for it
+      withMaps(app, [1, 2]);
+      app.emit("analysis");
+      expect(saves()).toBe(0); // after the panels drew, on the next task
+      vi.advanceTimersByTime(0);
+      expect(saves()).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("at once when the page has its analysis, and within VIEWED_SAVE_MAX_MS when no reply comes", () => {
+    vi.useFakeTimers();
+    try {
+      const { model, saves } = counting();
+      const app = new App(model);
+      withMaps(app, [1, 2], app.keyFor(3));
+      app.setTrait("viewed", 3);
+      expect(saves()).toBe(1);
+      app.setTrait("viewed", 12); // nothing of 12 on the page, and no answer comes
+      expect(saves()).toBe(1);
+      vi.advanceTimersByTime(VIEWED_SAVE_MAX_MS);
+      expect(saves()).toBe(2);
+      app.setTrait("algorithm", "gradcam"); // any other trait goes at once
+      expect(saves()).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -16,7 +16,9 @@ compiling in a thread, 65 ms without. So the fit runs in one worker process per 
   the fit comes back as a ``RuntimeError`` with its text.
 - The interpreter's exit kills it (``shutdown.stop_at_exit``); should the kernel die without
   an exit, the worker ends when it finds its stdin closed. It runs in a session of its own: a
-  kernel interrupt (SIGINT to the kernel's process group) does not reach it.
+  kernel interrupt (SIGINT to the kernel's process group) does not reach it. It lowers its own
+  priority (``os.nice(NICE)``): where cores are short, a click's analysis and the browser go
+  before a projection.
 - A worker that cannot start, or dies before it ever answers (the package not importable by
   ``sys.executable``, say), makes ``available()`` False with the reason (the end of its
   stderr) in ``WORKER.broken``: fits then run in a thread, as before.
@@ -28,6 +30,7 @@ before (``projection.umap_2d``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -49,6 +52,8 @@ __all__ = ["WORKER", "UmapWorker", "WorkerUnavailable", "available"]
 
 #: seconds between two looks at ``cancelled()`` while a fit runs in the worker
 POLL_S = 0.05
+#: the worker's niceness: it runs at a lower priority than the kernel that started it
+NICE = 10
 
 
 class WorkerUnavailable(RuntimeError):
@@ -249,6 +254,10 @@ def main() -> None:
     """The worker: compile umap-learn's code with a small fit, then serve fits until stdin
     closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupts are not for us
+    # a background projection: where the CPU is short, the kernel's analyses and the browser
+    # go first (numba's compilation took a core from a click's analysis)
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICE)
     stdin = sys.stdin.buffer
     # the replies go out on a copy of fd 1; fd 1 itself (and Python's stdout) become stderr,
     # so that nothing a library prints, from Python or from C, lands in the pipe

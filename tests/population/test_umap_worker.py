@@ -52,6 +52,8 @@ def test_the_background_fit_runs_in_the_worker_and_equals_umap_learns_own(tmp_pa
         print(json.dumps({
             "method": got.method, "shape": list(got.coords.shape), "worker": worker,
             "me": os.getpid(), "in_kernel": in_kernel,
+            "nice": [os.getpriority(os.PRIO_PROCESS, 0),
+                     os.getpriority(os.PRIO_PROCESS, worker)],
             "max_diff": float(np.abs(got.coords - own).max()),
         }))
         """,
@@ -61,6 +63,8 @@ def test_the_background_fit_runs_in_the_worker_and_equals_umap_learns_own(tmp_pa
     assert found["worker"] is not None and found["worker"] != found["me"]
     assert found["in_kernel"] == []  # numba's compiler never ran on the kernel's GIL
     assert found["max_diff"] < 1e-4
+    mine, its = found["nice"]
+    assert its == min(19, mine + 10)  # the projection runs below the kernel's priority
 
 
 def test_a_cancelled_fit_kills_the_worker_and_the_next_fit_starts_a_new_one(tmp_path):
