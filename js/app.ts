@@ -28,6 +28,11 @@ export interface ErrorKeys {
 
 /** The request kinds that change the selection (their errors clear when it changes). */
 const SELECTION_KINDS = new Set(["add", "pick", "select_all", "select_ids"]);
+/** `fn` after the next frame is painted (at once, on the next task, without frames). */
+function afterNextFrame(fn: () => void): void {
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => setTimeout(fn, 0));
+  else setTimeout(fn, 0);
+}
 /** A new viewed sample reaches the kernel at the latest this long after the click. */
 export const VIEWED_SAVE_MAX_MS = 1000;
 
@@ -523,7 +528,8 @@ export class App extends State {
     if (reason === "viewed" || reason === "selected") this.followViewed();
     if (reason !== "depth") this.ensure();
     this.bus.emit(reason);
-    // the viewed sample's overlay is drawn (or its error shown): now its trait goes
-    if (this.viewedTimer && (reason === "analysis" || reason === "error")) setTimeout(() => this.save(), 0);
+    // the viewed sample's overlay is drawn (or its error shown): its trait goes once that frame
+    // is on screen (the kernel's echo and status changes would otherwise delay the frame)
+    if (this.viewedTimer && (reason === "analysis" || reason === "error")) afterNextFrame(() => this.save());
   }
 }
