@@ -2,6 +2,7 @@
 the demo.
 
     python benchmarks/bench_trust.py [--n 100] [--sanity-n 50] [--steps 20] [--reps 3]
+                                     [--resnet-reps N] [--precisions float32 bfloat16]
                                      [--algorithms gradcam ...] [--skip-speed] [--skip-quality]
 
 Speed (one sample, every depth, ``steps`` steps): the demo model (64x64) and the ResNet-18-shaped
@@ -72,7 +73,7 @@ def floor(model, x, images, batch, precision="float32"):
         return time.perf_counter() - t
 
 
-def speed(steps, reps, precisions=PRECISIONS):
+def speed(steps, reps, precisions=PRECISIONS, resnet_reps=None):
     model, data, _ = load_demo()
     x_demo = data["val"].images[:1]
     torch.manual_seed(0)
@@ -80,7 +81,8 @@ def speed(steps, reps, precisions=PRECISIONS):
     x_res = torch.randn(1, 3, 224, 224)
     rows = []
     for name, m, x, r in (("demo 64x64", model, x_demo, reps),
-                          ("ResNet-18 224x224", resnet, x_res, max(1, reps // 2))):
+                          ("ResNet-18 224x224", resnet, x_res,
+                           resnet_reps or max(1, reps // 2))):
         engine = CamEngine(m)
         engine.explain(x)  # warm up
         t_explain, _ = timed(lambda e=engine, x=x: e.explain(x), r)
@@ -89,14 +91,15 @@ def speed(steps, reps, precisions=PRECISIONS):
         for precision in precisions:
             t_f, f = timed(lambda e=engine, x=x, p=precision: e.faithfulness(
                 x, steps=steps, precision=p), r)
-            exact = f if exact is None else exact
+            exact = f if precision == "float32" else exact
             batch = check_batch_size(None, engine.device, precision)
             t_floor = floor(m, x, f.images, batch, precision)
             rows.append({"model": name, "precision": precision, "depths": len(f.depths),
                          "steps": steps, "images": f.images, "faithfulness_s": t_f,
                          "floor_s": t_floor, "explain_s": t_explain, "sanity_s": t_s,
                          "stages": len(san), "final_rho": san[-1][1],
-                         "max_score_change": float(np.abs(f.score - exact.score).max())})
+                         "max_score_change": None if exact is None
+                         else float(np.abs(f.score - exact.score).max())})
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
@@ -180,6 +183,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--algorithms", nargs="+", default=list(CamEngine.algorithms),
                     choices=list(CamEngine.algorithms))
+    ap.add_argument("--resnet-reps", type=int, default=None,
+                    help="runs of the ResNet-18 rows (default: --reps // 2, at least 1)")
+    ap.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "trust.json"))
@@ -188,18 +194,19 @@ def main() -> None:
            f"{platform.machine()}, cpu")
     result: dict[str, object] = {"env": env}
     if not args.skip_speed:
-        rows = speed(args.steps, args.reps)
+        rows = speed(args.steps, args.reps, args.precisions, args.resnet_reps)
         result["speed"] = rows
         print(f"\nOne sample, every depth, {args.steps} steps; medians of {args.reps} runs "
-              f"(ResNet: {max(1, args.reps // 2)}); {env}\n")
+              f"(ResNet: {args.resnet_reps or max(1, args.reps // 2)}); {env}\n")
         print("| model | precision | depths | images | faithfulness s | floor s (model alone) "
               "| max change of insertion - deletion vs float32 | explain s "
               "| sanity check s (stages) |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
+            change = "-" if r["max_score_change"] is None else f"{r['max_score_change']:.4f}"
             print(f"| {r['model']} | {r['precision']} | {r['depths']} | {r['images']} "
-                  f"| {r['faithfulness_s']:.2f} | {r['floor_s']:.2f} "
-                  f"| {r['max_score_change']:.4f} | {r['explain_s']:.3f} "
+                  f"| {r['faithfulness_s']:.2f} | {r['floor_s']:.2f} | {change} "
+                  f"| {r['explain_s']:.3f} "
                   f"| {r['sanity_s']:.2f} ({r['stages']}) |")
         fp = first_points(args.reps)
         result["trust_view"] = fp
