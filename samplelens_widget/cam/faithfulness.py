@@ -518,12 +518,22 @@ def _distinct(ranks: list[torch.Tensor]) -> tuple[list[tuple[int, torch.Tensor]]
     return unique, which
 
 
-def _forward(model: torch.nn.Module, args: list[Any], connection: int, channels_last: bool) -> Any:
-    """One batch of perturbed images through the model (channels-last if asked)."""
+def _forward(
+    model: torch.nn.Module, args: list[Any], connection: int, channels_last: bool
+) -> tuple[Any, bool]:
+    """One batch of perturbed images through the model, channels-last if asked, and whether to
+    ask again: a model that refuses channels-last input (a ``.view`` of it, say) gets it
+    contiguous, from then on. Its error on contiguous input is the caller's to report."""
     if channels_last:
-        args = list(args)
-        args[connection] = args[connection].contiguous(memory_format=torch.channels_last)
-    return model(*args)
+        cl = list(args)
+        cl[connection] = cl[connection].contiguous(memory_format=torch.channels_last)
+        try:
+            return model(*cl), True
+        except torch.OutOfMemoryError:
+            raise
+        except Exception:  # tried once more, contiguous, below
+            pass
+    return model(*args), False
 
 
 def _distinct_masks(
@@ -610,19 +620,11 @@ def _run_curves(
             args = [images if j == connection else (t[idx] if t.dim() else t)
                     for j, t in enumerate(others)]
             try:
-                output = _forward(model, args, connection, channels_last)
+                output, channels_last = _forward(model, args, connection, channels_last)
             except torch.OutOfMemoryError:
                 raise
             except Exception as err:
-                if not channels_last:
-                    raise model_raised(err, args) from err
-                channels_last = False  # the model wants its input contiguous (a .view, say)
-                try:
-                    output = _forward(model, args, connection, channels_last)
-                except torch.OutOfMemoryError:
-                    raise
-                except Exception as err2:
-                    raise model_raised(err2, args) from err2
+                raise model_raised(err, args) from err
             out = read_output(output, engine.task)
             if out.scores.dtype != torch.float32 and precision == "bfloat16":
                 out = dataclasses.replace(out, scores=out.scores.float())  # scored in float32
