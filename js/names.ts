@@ -62,31 +62,69 @@ function measureBox(el: Element): Box {
   return { width: ((el as HTMLElement).clientWidth || 0) - pad, font: cs.font || `${cs.fontSize} ${cs.fontFamily}` };
 }
 
-/** `el`'s content width (0 while not laid out) and font: measured once, then kept current. */
-export function boxOf(el: Element): Box {
-  const known = boxes.get(el);
-  if (known) return known;
-  const box = measureBox(el);
+/** Callbacks of `watchBox`, by element. */
+const watchers = new Map<Element, Set<() => void>>();
+
+function observed(): ResizeObserver | null {
   if (observer === undefined) {
     observer =
       typeof ResizeObserver === "function"
         ? new ResizeObserver((entries) => {
             for (const e of entries) {
-              if (e.target.isConnected) boxes.set(e.target, measureBox(e.target));
-              else {
+              const t = e.target;
+              const fns = watchers.get(t);
+              if (!t.isConnected && !fns) {
                 // removed (a list row rebuilt): forget it, or the observer would keep it alive
-                observer?.unobserve(e.target);
-                boxes.delete(e.target);
+                observer?.unobserve(t);
+                boxes.delete(t);
+                continue;
               }
+              const old = boxes.get(t);
+              const box = measureBox(t);
+              if (t.isConnected) boxes.set(t, box);
+              if (fns && (!old || old.width !== box.width)) for (const fn of fns) fn();
             }
           })
         : null;
   }
-  if (observer && el.isConnected) {
+  return observer;
+}
+
+/** `el`'s content width (0 while not laid out) and font: measured once, then kept current. */
+export function boxOf(el: Element): Box {
+  const known = boxes.get(el);
+  if (known) return known;
+  const box = measureBox(el);
+  const ro = observed();
+  if (ro && el.isConnected) {
     boxes.set(el, box);
-    observer.observe(el);
+    ro.observe(el);
   }
   return box;
+}
+
+/** Call `fn` whenever `el`'s content width changes (the shared observer); returns the
+ * function that stops it. Nothing is called without a ResizeObserver. */
+export function watchBox(el: Element, fn: () => void): () => void {
+  const ro = observed();
+  if (!ro) return () => {};
+  let fns = watchers.get(el);
+  if (!fns) {
+    fns = new Set();
+    watchers.set(el, fns);
+    ro.observe(el);
+  }
+  fns.add(fn);
+  return () => {
+    fns.delete(fn);
+    if (!fns.size) {
+      watchers.delete(el);
+      if (!el.isConnected) {
+        ro.unobserve(el);
+        boxes.delete(el);
+      }
+    }
+  };
 }
 
 /** A text measure in CSS pixels with `el`'s font (null without a canvas, e.g. in tests). */

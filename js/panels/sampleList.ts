@@ -5,7 +5,7 @@ import type { App } from "../app";
 import { PAGE_SIZE } from "../app";
 import { fmt, h, stopKeys } from "../dom";
 import { type SortKey, nextSort } from "../listOrder";
-import { fitter } from "../names";
+import { boxOf, fitter, watchBox } from "../names";
 import { errorClasses, verdictOfRow } from "../protocol";
 
 /** The sortable columns: key, header text, what a click does. */
@@ -48,10 +48,7 @@ export class SampleList {
   private sig = "";
   private viewed: number | null = null;
   private scrollFrame = 0;
-  /** The label column's width, kept by a ResizeObserver (reading clientWidth at every update
-   * forced a layout of the whole notebook page). */
-  private headW: number | null = null;
-  private headObserver: ResizeObserver | null = null;
+  private unwatch: (() => void) | null = null;
   private scrolledJump = "";
   private fits = new Map<string, string>();
   private fitKey = "";
@@ -157,7 +154,7 @@ export class SampleList {
    * in the rows' font (a row's label cell once there is one); cached per width and font. */
   private fitter(): (text: string) => string {
     const font = (this.body.querySelector(".sl-row .sl-lab") as HTMLElement | null) ?? this.trueHead;
-    const w = `${this.trueHead.clientWidth}|${getComputedStyle(font).font}`;
+    const w = `${this.headWidth()}|${boxOf(font).font}`;
     if (w !== this.fitKey) {
       this.fits.clear();
       this.fitKey = w;
@@ -173,26 +170,16 @@ export class SampleList {
     };
   }
 
+  /** The label column's width (names.boxOf: no layout forced); the list refits its names when
+   * it changes. */
   private headWidth(): number {
-    if (this.headW === null || this.headObserver === null) {
-      this.headW = this.trueHead.clientWidth;
-      if (this.headObserver === null && typeof ResizeObserver === "function") {
-        this.headObserver = new ResizeObserver(() => {
-          const w = this.trueHead.clientWidth;
-          if (w !== this.headW) {
-            this.headW = w;
-            this.update(); // the names refit to the new width
-          }
-        });
-        this.headObserver.observe(this.trueHead);
-      }
-    }
-    return this.headW;
+    if (!this.unwatch) this.unwatch = watchBox(this.trueHead, () => this.update());
+    return boxOf(this.trueHead).width;
   }
 
   destroy(): void {
-    this.headObserver?.disconnect();
-    this.headObserver = null;
+    this.unwatch?.();
+    this.unwatch = null;
   }
 
   update(): void {
