@@ -458,8 +458,10 @@ def partial_faithfulness(
         maps += [torch.rand((n, h, w), generator=gen) for _ in range(draws)]
         maps.append(edge_map(xs).cpu())
     ranks = [pixel_ranks(m) for m in maps]
-    unique, which = _distinct(ranks)
-    curves, images = _run_curves(engine, batch, connection, xs, base, unique, steps, meter,
+    # every map of every sample (maps that rank a sample alike share all their images there)
+    rankings = [(i, row) for rank in ranks for i, row in enumerate(rank)]
+    which = np.arange(len(rankings)).reshape(len(ranks), n)  # (maps, N) -> its ranking
+    curves, images = _run_curves(engine, batch, connection, xs, base, rankings, steps, meter,
                                  batch_size, precision)
     counts = perturbation_counts(h * w, steps)
     fractions = np.asarray(counts, dtype=np.float64) / (h * w)
@@ -500,22 +502,6 @@ def trapezoid(curves: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     widths = np.diff(fractions)
     area: np.ndarray = ((curves[..., 1:] + curves[..., :-1]) * widths).sum(axis=-1) / 2
     return area
-
-
-def _distinct(ranks: list[torch.Tensor]) -> tuple[list[tuple[int, torch.Tensor]], np.ndarray]:
-    """The distinct rankings of each sample, ``[(sample, rank (H*W,)), ...]``, and which of
-    them each map gives each sample, ``(maps, N)``."""
-    unique: list[tuple[int, torch.Tensor]] = []
-    seen: dict[tuple[int, bytes], int] = {}
-    which = np.empty((len(ranks), ranks[0].shape[0]), dtype=np.int64)
-    for m, rank in enumerate(ranks):
-        for i, row in enumerate(rank):
-            key = (i, hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest())
-            if key not in seen:
-                seen[key] = len(unique)
-                unique.append((i, row))
-            which[m, i] = seen[key]
-    return unique, which
 
 
 def _forward(
@@ -572,22 +558,23 @@ def _run_curves(
     connection: int,
     x: torch.Tensor,
     base: torch.Tensor,
-    unique: list[tuple[int, torch.Tensor]],
+    rankings: list[tuple[int, torch.Tensor]],
     steps: int,
     meter: Meter,
     batch_size: int,
     precision: str = "float32",
 ) -> tuple[np.ndarray, int]:
-    """The deletion and insertion curves of each distinct ranking, ``(U, 2, steps + 1)``
+    """The deletion and insertion curves of each ranking (``(sample, rank (H*W,))``),
+    ``(U, 2, steps + 1)``
     float64 (``[:, 0]`` deletion, ``[:, 1]`` insertion), and how many images went through the
     model: each sample's input and baseline image once, then two per distinct set of changed
     pixels (``_distinct_masks``)."""
     n, _, h, w = x.shape
     dev = x.device
-    u_count = len(unique)
-    owner = np.asarray([i for i, _ in unique], dtype=np.int64)
+    u_count = len(rankings)
+    owner = np.asarray([i for i, _ in rankings], dtype=np.int64)
     counts = perturbation_counts(h * w, steps)
-    ranks = torch.stack([r for _, r in unique]).to(dev)  # (U, H*W)
+    ranks = torch.stack([r for _, r in rankings]).to(dev)  # (U, H*W)
     mask_u, mask_c, slot = _distinct_masks(ranks, owner, counts)
     m_count = len(mask_u)
     # the jobs: each sample's input and baseline image once, then each distinct set's two
